@@ -42,7 +42,9 @@ class NotSeparableError(TheoryboxError):
         ``w``: a positive number that says by how much separation fails.
     """
 
-    def __init__(self, message: str, best_margin: float = 0.0, hinge_slack: float = 0.0):
+    def __init__(
+        self, message: str, best_margin: float = 0.0, hinge_slack: float = 0.0
+    ):
         super().__init__(message)
         self.best_margin = best_margin
         self.hinge_slack = hinge_slack

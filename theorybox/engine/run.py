@@ -1,0 +1,237 @@
+"""Run an optimizer with the float64 engine, streaming metrics at checkpoints.
+
+Whole trajectories are never stored: the run stops at geometrically spaced steps,
+hands the iterate to a metrics function, keeps what it returns, and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from theorybox.engine.kernel import SCHEME_CODES, build_kernel
+from theorybox.engine.state import EngineState
+from theorybox.errors import InvalidDataError, PrecisionWarning
+from theorybox.losses import LOSS_CODES
+from theorybox.optimizers.config import RunConfig
+
+__all__ = ["geometric_checkpoints", "advance", "run", "RunResult"]
+
+logger = logging.getLogger(__name__)
+
+
+def geometric_checkpoints(steps: int, per_decade: int = 10) -> np.ndarray:
+    """Distinct integer steps ``1 <= t <= steps``, about ``per_decade`` per decade.
+
+    The last checkpoint is always ``steps`` itself.
+    """
+    if steps <= 0:
+        return np.zeros(0, dtype=np.int64)
+    count = max(2, int(np.ceil(np.log10(max(steps, 10)) * per_decade)) + 1)
+    points = np.round(np.logspace(0, np.log10(steps), count)).astype(np.int64)
+    return np.unique(np.append(points[(points >= 1) & (points <= steps)], steps))
+
+
+def _as_z(Z) -> np.ndarray:
+    Z = np.ascontiguousarray(getattr(Z, "Z", Z), dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[0] == 0 or Z.shape[1] == 0:
+        raise InvalidDataError(
+            f"Z must be a non-empty 2-D array (samples x features); got shape "
+            f"{Z.shape}"
+        )
+    if not np.isfinite(Z).all():
+        raise InvalidDataError("Z contains NaN or inf; clean the data first")
+    return Z
+
+
+class _Workspace:
+    """Scratch arrays for the kernel, reused across calls."""
+
+    def __init__(self, n: int, runs: int, d: int):
+        self.perm = np.zeros(n, dtype=np.int64)
+        self.idx = np.zeros(n, dtype=np.int64)
+        self.lg = np.zeros(n)
+        self.eq = np.zeros(n)
+        self.dw = np.zeros((runs, d))
+
+
+def advance(
+    Z, config: RunConfig, state: EngineState, nsteps: int, *, workspace=None
+) -> np.ndarray:
+    """Advance ``state`` in place by ``nsteps`` steps of ``config``'s optimizer.
+
+    Returns the last step's update ``dw`` for each run (shape ``(R, d)``).
+    """
+    Z = _as_z(Z)
+    spec = config.spec
+    runs, d = state.w.shape
+    if d != Z.shape[1]:
+        raise InvalidDataError(
+            f"the state has d = {d} coordinates but the data have {Z.shape[1]} "
+            "features"
+        )
+    n = Z.shape[0]
+    ws = workspace or _Workspace(n, runs, d)
+    hyper = np.tile(np.array(list(config.hyper.values()), dtype=np.float64), (runs, 1))
+    if hyper.shape[1] == 0:
+        hyper = np.zeros((runs, 1))
+    sched = config.schedule
+    sched_arr = np.tile([sched.eta0, sched.t0, sched.a], (runs, 1)).astype(np.float64)
+    seeds = np.full(runs, config.seed, dtype=np.uint64)
+    kernel = build_kernel(spec)
+    kernel(
+        Z, state.w, state.moments, state.scale, state.t, int(nsteps), hyper,
+        sched_arr, seeds, SCHEME_CODES[config.batching.scheme],
+        config.batching.size(n), LOSS_CODES[config.loss], state.stall, ws.perm,
+        ws.idx, ws.lg, ws.eq, ws.dw,
+    )
+    return ws.dw
+
+
+@dataclass
+class RunResult:
+    """A finished (or interrupted) run: final state and metrics at checkpoints.
+
+    Attributes
+    ----------
+    config : RunConfig
+    state : EngineState
+        The final state (resume by passing it back to :func:`run`).
+    steps : ndarray of int64
+        The checkpoint steps.
+    metrics : list of dict
+        One dict per checkpoint, as returned by the metrics function.
+    stall_step : int or None
+        First step whose update float64 could not resolve (``None``: never).
+    stall_count : int
+        Number of such steps.
+    status : str
+        ``"ok"``, ``"stalled"`` (progress became unresolvable) or ``"nonfinite"``.
+    messages : list of str
+    wall_time : float
+        Seconds spent in :func:`run`.
+    """
+
+    config: RunConfig
+    state: EngineState
+    steps: np.ndarray
+    metrics: list
+    stall_step: int | None
+    stall_count: int
+    status: str
+    messages: list = field(default_factory=list)
+    wall_time: float = 0.0
+
+    @property
+    def w(self) -> np.ndarray:
+        """The final iterate of the first run."""
+        return self.state.w[0]
+
+    def series(self, key: str) -> np.ndarray:
+        """One metric across checkpoints."""
+        return np.array([row[key] for row in self.metrics])
+
+
+def run(
+    Z,
+    config: RunConfig,
+    *,
+    w0=None,
+    state: EngineState | None = None,
+    checkpoints=None,
+    metrics: Callable[[np.ndarray, np.ndarray, int], dict] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Run ``config`` on data ``Z`` (an array, or anything with a ``Z`` attribute).
+
+    Parameters
+    ----------
+    Z : array_like or Dataset
+        Rows ``z_i = y_i x_i``.
+    config : RunConfig
+    w0 : array_like, optional
+        Start (default 0). Ignored when ``state`` is given.
+    state : EngineState, optional
+        Resume from this state; ``config.steps`` counts from its step counter.
+    checkpoints : array_like of int, optional
+        Steps at which to evaluate ``metrics`` (default: geometric, 10 a decade).
+    metrics : callable, optional
+        ``metrics(Z, w, t) -> dict``; default records the iterate only.
+    progress : callable, optional
+        ``progress(done, total)`` after each checkpoint.
+    """
+    started = time.perf_counter()
+    Z = _as_z(Z)
+    n, d = Z.shape
+    spec = config.spec
+
+    # Starting state.
+    if state is None:
+        w0 = np.zeros(d) if w0 is None else np.asarray(w0, dtype=np.float64)
+        if w0.shape[-1] != d or not np.isfinite(w0).all():
+            raise InvalidDataError(
+                f"w0 must be a finite vector of length d = {d}; got shape {w0.shape}"
+            )
+        state = EngineState.initial(w0, len(spec.state))
+    else:
+        state = state.copy()
+    start = int(state.t[0])
+    if checkpoints is None:
+        checkpoints = geometric_checkpoints(config.steps)
+    checkpoints = np.asarray(checkpoints, dtype=np.int64)
+    if metrics is None:
+        def metrics(Z, w, t):
+            return {"w": w.copy()}
+
+    # Advance from checkpoint to checkpoint, recording metrics.
+    workspace = _Workspace(n, state.w.shape[0], d)
+    rows = []
+    status = "ok"
+    messages = []
+    done = 0
+    for target in checkpoints:
+        if target <= done:
+            continue
+        advance(Z, config, state, int(target - done), workspace=workspace)
+        done = int(target)
+        if not (np.isfinite(state.w).all() and np.isfinite(state.moments).all()):
+            status = "nonfinite"
+            messages.append(
+                f"non-finite iterate or moments between steps {start + done} and the "
+                "previous checkpoint; the run was stopped there"
+            )
+            logger.warning(messages[-1])
+            break
+        row = {"t": start + done}
+        row.update(metrics(Z, state.w[0], start + done))
+        rows.append(row)
+        if progress is not None:
+            progress(done, config.steps)
+
+    # Report steps whose progress float64 could not resolve.
+    stall_count = int(state.stall[0, 1])
+    stall_step = int(state.stall[0, 0]) if stall_count else None
+    if stall_count and status == "ok":
+        status = "stalled"
+        messages.append(
+            f"from step {stall_step} on, {stall_count} step(s) made updates too small "
+            "to change any coordinate of w in float64: progress is no longer "
+            "resolvable (use the mpmath backend or larger steps)"
+        )
+        warnings.warn(messages[-1], PrecisionWarning, stacklevel=2)
+    return RunResult(
+        config=config,
+        state=state,
+        steps=np.array([row["t"] for row in rows], dtype=np.int64),
+        metrics=rows,
+        stall_step=stall_step,
+        stall_count=stall_count,
+        status=status,
+        messages=messages,
+        wall_time=time.perf_counter() - started,
+    )
