@@ -19,6 +19,7 @@ from theorybox.engine.state import EngineState
 from theorybox.errors import InvalidDataError, PrecisionWarning
 from theorybox.losses import LOSS_CODES
 from theorybox.optimizers.config import RunConfig
+from theorybox.records import Record
 
 __all__ = ["geometric_checkpoints", "advance", "run", "RunResult"]
 
@@ -135,6 +136,26 @@ class RunResult:
     def series(self, key: str) -> np.ndarray:
         """One metric across checkpoints."""
         return np.array([row[key] for row in self.metrics])
+
+    def record(self, name: str, data: dict | None = None) -> Record:
+        """The run as a :class:`~theorybox.records.Record` (final metrics only)."""
+        final = dict(self.metrics[-1]) if self.metrics else {}
+        final["w"] = self.w
+        return Record(
+            kind="run",
+            name=name,
+            data=dict(data or {}),
+            settings=self.config.to_dict(),
+            measured={
+                "final": final,
+                "steps": self.steps,
+                "stall_step": self.stall_step,
+                "stall_count": self.stall_count,
+                "wall_time": self.wall_time,
+            },
+            status=self.status,
+            notes=list(self.messages),
+        )
 
 
 def run(
