@@ -103,6 +103,9 @@ def kernel(Z, w, st, scale, tcount, nsteps, hy, sched, seeds, scheme, bsize,
 
             wanted = False
             moved = False
+            last_sg = np.nan
+            last_sc = np.nan
+            last_f = 1.0
             for k in range(d):
 
                 # The coordinate's gradient G (batch mean) and Q (sum of squares),
@@ -170,9 +173,13 @@ _MERGE_STATEFUL = """\
                         f = math.exp(sc - sg)
 {rescale_to_sg}
                         sc = sg
-                    f = math.exp(sg - sc)
-                    G = G * f
-                    Q = Q * f * f
+                    # exp is shared by coordinates with the same two scales.
+                    if sg != last_sg or sc != last_sc:
+                        last_sg = sg
+                        last_sc = sc
+                        last_f = math.exp(sg - sc)
+                    G = G * last_f
+                    Q = Q * last_f * last_f
                 else:
                     G = 0.0
                     Q = 0.0

@@ -69,8 +69,11 @@ def adam_step(lr, t, s, G, Q, m, v, b1, b2, eps, eps_mode, bias_correction):
     """
     m = b1 * m + (1 - b1) * G
     v = b2 * v + (1 - b2) * G * G
-    c1 = 1 - bias_correction * b1**t
-    c2 = 1 - bias_correction * b2**t
+    c1 = 1
+    c2 = 1
+    if bias_correction:
+        c1 = 1 - b1**t
+        c2 = 1 - b2**t
     if eps_mode == EPS_FOLDED:
         ratio = ops.div0(m, ops.sqrt(v) + ops.mulexp(eps, -s))
         return (-lr * ops.sqrt(c2) / c1 * ratio, m, v)
