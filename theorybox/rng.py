@@ -73,14 +73,17 @@ def epoch_key_nb(seed, run, epoch):
     return _mix_nb(key ^ (numba.uint64(epoch) + numba.uint64(3) * g))
 
 
-@numba.njit(inline="always", cache=False)
+@numba.njit("float64(uint64, int64)", inline="always", cache=False)
 def uniform_nb(key, j):
+    # The key is cast so that a signed integer key mixes exactly like the uint64.
+    key = numba.uint64(key)
     x = _mix_nb(key + (numba.uint64(j) + numba.uint64(1)) * numba.uint64(_GOLDEN))
     return float(x >> numba.uint64(11)) * 2.0**-53
 
 
-@numba.njit(cache=False)
+@numba.njit("void(uint64, int64[:])", cache=False)
 def permutation_nb(key, perm):
+    key = numba.uint64(key)
     n = perm.shape[0]
     for i in range(n):
         perm[i] = i

@@ -13,6 +13,7 @@ import mpmath
 import numpy as np
 
 from theorybox.arith.ops import bind_ops, mpmath_ops
+from theorybox.engine.run import as_z, check_start
 from theorybox.optimizers.config import RunConfig
 from theorybox.rng import draw_indices, permutation
 
@@ -89,10 +90,10 @@ def run_mpmath(
     ctx.dps = dps
     ops = mpmath_ops(ctx)
     rule = bind_ops(config.spec.rule, ops)
-    Z = np.asarray(getattr(Z, "Z", Z), dtype=np.float64)
+    Z = as_z(Z)
     n, d = Z.shape
     z = [[ctx.mpf(float(v)) for v in row] for row in Z]
-    w = [ctx.mpf(0)] * d if w0 is None else [ctx.mpf(float(v)) for v in w0]
+    w = [ctx.mpf(float(v)) for v in check_start(w0, d)]
     hyper = [to_mp(ctx, v, hyper_as) for v in config.hyper.values()]
     sched = config.schedule
     eta0, t0, a = (to_mp(ctx, v, hyper_as) for v in (sched.eta0, sched.t0, sched.a))

@@ -38,7 +38,20 @@ def geometric_checkpoints(steps: int, per_decade: int = 10) -> np.ndarray:
     return np.unique(np.append(points[(points >= 1) & (points <= steps)], steps))
 
 
-def _as_z(Z) -> np.ndarray:
+def check_start(w0, d: int) -> np.ndarray:
+    """``w0`` as a finite float64 vector of length ``d`` (default zeros)."""
+    if w0 is None:
+        return np.zeros(d)
+    w0 = np.asarray(w0, dtype=np.float64)
+    if w0.shape != (d,) or not np.isfinite(w0).all():
+        raise InvalidDataError(
+            f"w0 must be a finite vector of length d = {d}; got shape {w0.shape}"
+            + ("" if np.isfinite(w0).all() else " with NaN or inf entries")
+        )
+    return w0
+
+
+def as_z(Z) -> np.ndarray:
     Z = np.ascontiguousarray(getattr(Z, "Z", Z), dtype=np.float64)
     if Z.ndim != 2 or Z.shape[0] == 0 or Z.shape[1] == 0:
         raise InvalidDataError(
@@ -68,7 +81,7 @@ def advance(
 
     Returns the last step's update ``dw`` for each run (shape ``(R, d)``).
     """
-    Z = _as_z(Z)
+    Z = as_z(Z)
     spec = config.spec
     runs, d = state.w.shape
     if d != Z.shape[1]:
@@ -108,7 +121,9 @@ class RunResult:
     metrics : list of dict
         One dict per checkpoint, as returned by the metrics function.
     stall_step : int or None
-        First step whose update float64 could not resolve (``None``: never).
+        0-based index (as in :class:`~theorybox.optimizers.Schedule`) of the first
+        step whose update float64 could not resolve (``None``: never). Checkpoint
+        rows count steps *taken*, so that step ends at ``t = stall_step + 1``.
     stall_count : int
         Number of such steps.
     status : str
@@ -187,18 +202,13 @@ def run(
         ``progress(done, total)`` after each checkpoint.
     """
     started = time.perf_counter()
-    Z = _as_z(Z)
+    Z = as_z(Z)
     n, d = Z.shape
     spec = config.spec
 
     # Starting state.
     if state is None:
-        w0 = np.zeros(d) if w0 is None else np.asarray(w0, dtype=np.float64)
-        if w0.shape[-1] != d or not np.isfinite(w0).all():
-            raise InvalidDataError(
-                f"w0 must be a finite vector of length d = {d}; got shape {w0.shape}"
-            )
-        state = EngineState.initial(w0, len(spec.state))
+        state = EngineState.initial(check_start(w0, d), len(spec.state))
     else:
         state = state.copy()
     start = int(state.t[0])

@@ -1,0 +1,82 @@
+"""The command line, in-process (a subprocess would pay the numba compile again)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from theorybox.cli import main
+
+
+def test_list_names_every_optimizer(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("gd", "sgd", "signgd", "signum", "adam", "adam-ps", "adam-mb",
+                 "adamproxy"):
+        assert f"  {name} " in out
+    assert "iris" in out and "digits01" in out
+
+
+def test_run_on_bundled_data_writes_a_record(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    code = main(["run", "adam-ps", "--dataset", "iris", "--steps", "2000",
+                 "--b2", "0.99", "--json", str(path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "status: ok" in out
+    record = json.loads(path.read_text())
+    assert record["kind"] == "run" and record["schema"] == 1
+    assert record["settings"]["hyper"]["b2"] == 0.99
+    assert record["settings"]["batching"] == {"scheme": "cyclic", "batch_size": 1}
+    assert len(record["measured"]["final"]["w"]) == 4
+
+
+def test_run_on_a_user_file(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, 2))
+    y = np.where(x @ [1.0, -0.5] > 0, "yes", "no")
+    lines = ["a,b,y"] + [f"{r[0]},{r[1]},{lab}" for r, lab in zip(x, y, strict=True)]
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code = main(["run", "signum", "--data", str(path), "--intercept", "--steps",
+                 "500", "--batching", "cyclic", "--batch-size", "1"])
+    assert code == 0
+    assert "N=12, d=3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "adam", "--b1", "1.5"], "b1"),
+        (["run", "adam", "--eta0", "-0.1"], "eta0"),
+        (["run", "nosuch"], "unknown optimizer"),
+        (["run", "adam", "--data", "/nonexistent/file.csv"], "file.csv"),
+        (["reproduce", "--datasets", "mnist"], "mnist"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(argv, fragment, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("theorybox: error:")
+    assert fragment in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_non_separable_file_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "xor.csv"
+    path.write_text("a,b,y\n1,1,1\n-1,-1,1\n1,-1,-1\n-1,1,-1\n")
+    assert main(["run", "adam", "--data", str(path)]) == 2
+    assert "not linearly separable" in capsys.readouterr().err
+
+
+def test_reproduce_small(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["reproduce", "--out", str(out), "--datasets", "iris",
+                 "--full-steps", "300", "--per-sample-steps", "3000"])
+    assert code == 0
+    table = (out / "table.txt").read_text()
+    assert "Adam (per sample)" in table and "Signum (b=1)" in table
+    records = json.loads((out / "records.json").read_text())
+    assert len(records) == 8 and all(r["kind"] == "run" for r in records)
+    assert (out / "iris.png").stat().st_size > 1000
+    assert (out / "table.csv").exists()

@@ -1,0 +1,226 @@
+"""The ``theorybox`` command line.
+
+``theorybox reproduce`` runs the headline comparison on bundled data;
+``theorybox run`` runs one optimizer with every knob on the command line;
+``theorybox list`` shows optimizers and datasets. Errors are one line on stderr
+and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from theorybox.errors import TheoryboxError
+
+logger = logging.getLogger("theorybox")
+
+
+def _progress_printer(stream=sys.stderr):
+    started = time.perf_counter()
+
+    def report(message: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=stream)
+        stream.flush()
+
+    return report
+
+
+def _cmd_reproduce(args) -> int:
+    from theorybox.experiments import HEADLINE_DATASETS, run_headline
+    from theorybox.experiments.report import (
+        format_table,
+        plot_series,
+        write_csv,
+        write_json,
+    )
+
+    datasets = HEADLINE_DATASETS
+    if args.datasets:
+        wanted = args.datasets.split(",")
+        known = [d[0] for d in HEADLINE_DATASETS]
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise TheoryboxError(
+                f"unknown dataset {unknown[0]!r} for reproduce; choose from "
+                f"{', '.join(known)}"
+            )
+        datasets = tuple(d for d in HEADLINE_DATASETS if d[0] in wanted)
+    full, per_sample = args.full_steps, args.per_sample_steps
+    if args.quick:
+        full, per_sample = full // 100, per_sample // 100
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = _progress_printer()
+    report(
+        f"headline comparison: full-batch {full} steps, per-sample {per_sample} "
+        f"steps; eta_t = {args.eta0} (t + 1)^-{args.a}; output in {out}"
+    )
+    from theorybox.optimizers import Schedule
+
+    rows, records, series = run_headline(
+        datasets=datasets,
+        full_steps=full,
+        per_sample_steps=per_sample,
+        schedule=Schedule(args.eta0, 1.0, args.a),
+        progress=report,
+    )
+    table = format_table(rows)
+    print(table)
+    (out / "table.txt").write_text(table + "\n")
+    write_csv(rows, out / "table.csv")
+    write_json(records, out / "records.json")
+    plots = plot_series(series, out)
+    report(f"wrote table.txt, table.csv, records.json and {len(plots)} plot(s)")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from theorybox.data import load_dataset
+    from theorybox.engine import run
+    from theorybox.engine.run import geometric_checkpoints
+    from theorybox.experiments.report import format_table
+    from theorybox.metrics import make_metrics
+    from theorybox.optimizers import Batching, RunConfig, Schedule, get_optimizer
+    from theorybox.references import compute_references, project_to_face
+
+    # Data and references.
+    source = args.data if args.data else args.dataset
+    data = load_dataset(source, intercept=args.intercept) if args.data else (
+        load_dataset(source)
+    )
+    Z = data.Z
+    for note in data.notes:
+        logger.info(note)
+    refs = compute_references(Z)
+
+    # The configuration, from the optimizer's defaults and the flags.
+    spec = get_optimizer(args.optimizer)
+    hyper = {}
+    for key in spec.hyper:
+        value = getattr(args, key, None)
+        if value is not None:
+            hyper[key] = value
+    batching = None
+    if args.batching or args.batch_size:
+        batching = Batching(args.batching or spec.scheme, args.batch_size)
+    config = RunConfig(
+        args.optimizer,
+        steps=args.steps,
+        hyper=hyper,
+        batching=batching,
+        schedule=Schedule(args.eta0, args.t0, args.a),
+        loss=args.loss,
+        seed=args.seed,
+    )
+    print(f"config: {json.dumps(config.to_dict())}")
+    print(f"data: {data.name}, N={Z.shape[0]}, d={Z.shape[1]}; "
+          f"gamma_2={refs.l2.gamma:.6g}, gamma_inf={refs.linf.gamma:.6g}")
+    metrics = make_metrics(
+        args.loss,
+        w2=refs.l2.w,
+        gamma2=refs.l2.gamma,
+        winf=refs.linf.w,
+        gamma_inf=refs.linf.gamma,
+        face_project=lambda u: project_to_face(refs.face, u),
+    )
+    result = run(Z, config, checkpoints=geometric_checkpoints(args.steps, 3),
+                 metrics=metrics)
+    columns = ["t", "log10_loss", "cos2", "cos_face", "gap2", "gap_inf"]
+    print(format_table([{c: row[c] for c in columns} for row in result.metrics]))
+    print(f"status: {result.status}; final direction: "
+          f"{np.array2string(result.metrics[-1]['direction'], precision=5)}")
+    for message in result.messages:
+        print(f"note: {message}")
+    if args.json:
+        record = result.record(f"{data.name}/{args.optimizer}", data.spec)
+        Path(args.json).write_text(record.to_json(indent=1))
+    return 0
+
+
+def _cmd_list(args) -> int:
+    from theorybox.data import BUNDLED, GENERATORS
+    from theorybox.optimizers import get_optimizer, list_optimizers
+
+    print("optimizers:")
+    for name in list_optimizers():
+        spec = get_optimizer(name)
+        hyper = ", ".join(f"{k}={v}" for k, v in spec.hyper.items()) or "-"
+        size = spec.batch_size or "N"
+        print(f"  {name:10s} {spec.description} [{spec.scheme}, b={size}; {hyper}]")
+    print("bundled datasets: " + ", ".join(BUNDLED))
+    print("generators: " + ", ".join(sorted(GENERATORS)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="theorybox",
+        description="Check the implicit bias of optimizers on separable data.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("reproduce", help="the headline comparison on bundled data")
+    rep.add_argument("--out", default="theorybox-out", help="output directory")
+    rep.add_argument("--quick", action="store_true", help="horizons divided by 100")
+    rep.add_argument("--datasets", help="comma-separated subset")
+    rep.add_argument("--full-steps", type=int, default=100_000)
+    rep.add_argument("--per-sample-steps", type=int, default=1_000_000)
+    rep.add_argument("--eta0", type=float, default=0.1)
+    rep.add_argument("--a", type=float, default=0.5)
+    rep.set_defaults(func=_cmd_reproduce)
+
+    one = sub.add_parser("run", help="run one optimizer on one dataset")
+    one.add_argument("optimizer", help="a registered optimizer (theorybox list)")
+    where = one.add_mutually_exclusive_group()
+    where.add_argument("--dataset", default="iris", help="bundled or generator name")
+    where.add_argument("--data", help="a CSV (header, label column y) or NPZ file")
+    one.add_argument("--intercept", action="store_true", help="append a 1 feature")
+    one.add_argument("--steps", type=int, default=10_000)
+    one.add_argument("--eta0", type=float, default=0.1)
+    one.add_argument("--t0", type=float, default=1.0)
+    one.add_argument("--a", type=float, default=0.5)
+    one.add_argument("--b1", type=float)
+    one.add_argument("--b2", type=float)
+    one.add_argument("--eps", type=float)
+    one.add_argument("--eps-mode", dest="eps_mode", type=int, choices=(0, 1, 2))
+    one.add_argument("--bias-correction", dest="bias_correction", type=int,
+                     choices=(0, 1))
+    one.add_argument("--beta", type=float, help="Signum's momentum")
+    one.add_argument("--batching", choices=("full", "cyclic", "reshuffle",
+                                            "replacement"))
+    one.add_argument("--batch-size", dest="batch_size", type=int)
+    one.add_argument("--loss", default="logistic", choices=("logistic",
+                                                            "exponential"))
+    one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--json", help="write the run's record to this file")
+    one.set_defaults(func=_cmd_run)
+
+    lst = sub.add_parser("list", help="optimizers and datasets")
+    lst.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (TheoryboxError, OSError) as exc:
+        print(f"theorybox: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
