@@ -82,7 +82,7 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from theorybox.data import load_dataset
+    from theorybox.data import check_separable, load_dataset
     from theorybox.engine import run
     from theorybox.engine.run import geometric_checkpoints
     from theorybox.experiments.report import format_table
@@ -98,6 +98,7 @@ def _cmd_run(args) -> int:
     Z = data.Z
     for note in data.notes:
         logger.info(note)
+    check_separable(Z)
     refs = compute_references(Z)
 
     # The configuration, from the optimizer's defaults and the flags.

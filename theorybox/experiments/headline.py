@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theorybox.data import load_dataset
+from theorybox.data import check_separable, load_dataset
 from theorybox.engine import run
 from theorybox.engine.run import geometric_checkpoints
 from theorybox.metrics import make_metrics
@@ -110,7 +110,9 @@ def run_headline(
         if progress:
             progress(f"{ds_label}: N={Z.shape[0]}, d={Z.shape[1]}; references")
 
-        # References: l2 and l_inf max margins, the l_inf face, the yardstick.
+        # Separability certificate, then references: l2 and l_inf max margins,
+        # the l_inf face, and the yardstick.
+        check_separable(Z)
         refs = compute_references(Z)
         yardstick = refs.d2inf
         metrics = make_metrics(
