@@ -18,6 +18,13 @@ from theorybox.references.face import (
     linf_face,
     project_to_face,
 )
+from theorybox.references.mahalanobis import (
+    MahalanobisMargin,
+    MahalanobisProblem,
+    SingularMetricError,
+    group_mean_duals,
+    mahalanobis_margin,
+)
 from theorybox.references.maxmargin import (
     CHECK_TOLERANCES,
     SOLVER,
@@ -35,6 +42,11 @@ from theorybox.references.maxmargin import (
 )
 
 __all__ = [
+    "MahalanobisMargin",
+    "MahalanobisProblem",
+    "SingularMetricError",
+    "group_mean_duals",
+    "mahalanobis_margin",
     "CHECK_TOLERANCES",
     "FACE_RELAX",
     "HIGHS_OPTIONS",
