@@ -52,6 +52,12 @@ def test_run_on_a_user_file(tmp_path, capsys):
         (["run", "nosuch"], "unknown optimizer"),
         (["run", "adam", "--data", "/nonexistent/file.csv"], "file.csv"),
         (["reproduce", "--datasets", "mnist"], "mnist"),
+        (["reproduce", "--quick", "--per-sample-steps", "50"], "--per-sample-steps"),
+        (["run", "gd", "--b1", "0.5"], "--b1 does not apply to gd"),
+        (["run", "adam", "--batch-size", "0"], "batch_size = 0"),
+        (["run", "adam", "--batch-size", "1000"], "full-batch scheme"),
+        (["run", "adam", "--intercept"], "--intercept"),
+        (["run", "adam", "--b2", "0"], "0 < b2 < 1"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(argv, fragment, capsys):
@@ -80,3 +86,25 @@ def test_reproduce_small(tmp_path, capsys):
     assert len(records) == 8 and all(r["kind"] == "run" for r in records)
     assert (out / "iris.png").stat().st_size > 1000
     assert (out / "table.csv").exists()
+
+
+def test_zero_steps_is_not_an_error(capsys):
+    assert main(["run", "signgd", "--steps", "0"]) == 0
+    assert "nothing was run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"caf\xe9,b,y\n1,2,1\n-1,-2,-1\n", "not UTF-8"),
+        (b"1,2,1\n-1,-2,-1\n", "looks like data"),
+        (b"a,b,y\n", "no data rows"),
+        (b"a,b,y\n1,2,nan\n-1,-2,1\n", "finite"),
+    ],
+)
+def test_bad_csv_files_are_one_line_errors(tmp_path, capsys, content, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    assert main(["run", "adam", "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err

@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,18 @@ def _cmd_reproduce(args) -> int:
     full, per_sample = args.full_steps, args.per_sample_steps
     if args.quick:
         full, per_sample = full // 100, per_sample // 100
+    for flag, value in (("--full-steps", full), ("--per-sample-steps", per_sample)):
+        if value < 1:
+            quick = " after --quick divides by 100" if args.quick else ""
+            raise TheoryboxError(
+                f"{flag} gives {value} steps{quick}; use at least 1 (at least 100 "
+                "with --quick)"
+            )
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise TheoryboxError(
+            f"--out {str(out)!r} is an existing file; give a directory path"
+        )
     out.mkdir(parents=True, exist_ok=True)
     report = _progress_printer()
     report(
@@ -91,25 +103,43 @@ def _cmd_run(args) -> int:
     from theorybox.references import compute_references, project_to_face
 
     # Data and references.
-    source = args.data if args.data else args.dataset
-    data = load_dataset(source, intercept=args.intercept) if args.data else (
-        load_dataset(source)
-    )
+    if args.intercept and not args.data:
+        raise TheoryboxError(
+            "--intercept applies to a user file given with --data; bundled and "
+            "generated datasets have fixed features"
+        )
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            raise TheoryboxError(
+                f"--json {args.json!r}: the directory {str(parent)!r} does not exist"
+            )
+    if args.data:
+        data = load_dataset(args.data, intercept=args.intercept)
+    else:
+        data = load_dataset(args.dataset)
     Z = data.Z
     for note in data.notes:
-        logger.info(note)
+        print(f"data note: {note}")
     check_separable(Z)
     refs = compute_references(Z)
 
     # The configuration, from the optimizer's defaults and the flags.
     spec = get_optimizer(args.optimizer)
     hyper = {}
-    for key in spec.hyper:
+    for key in HYPER_FLAGS:
         value = getattr(args, key, None)
-        if value is not None:
-            hyper[key] = value
+        if value is None:
+            continue
+        if key not in spec.hyper:
+            flag = "--" + key.replace("_", "-")
+            raise TheoryboxError(
+                f"{flag} does not apply to {args.optimizer}; its hyperparameters are "
+                f"{', '.join(spec.hyper) or 'none'}"
+            )
+        hyper[key] = value
     batching = None
-    if args.batching or args.batch_size:
+    if args.batching is not None or args.batch_size is not None:
         batching = Batching(args.batching or spec.scheme, args.batch_size)
     config = RunConfig(
         args.optimizer,
@@ -133,6 +163,9 @@ def _cmd_run(args) -> int:
     )
     result = run(Z, config, checkpoints=geometric_checkpoints(args.steps, 3),
                  metrics=metrics)
+    if not result.metrics:
+        print("steps = 0: nothing was run")
+        return 0
     columns = ["t", "log10_loss", "cos2", "cos_face", "gap2", "gap_inf"]
     print(format_table([{c: row[c] for c in columns} for row in result.metrics]))
     print(f"status: {result.status}; final direction: "
@@ -160,6 +193,10 @@ def _cmd_list(args) -> int:
     return 0
 
 
+#: Hyperparameter flags of ``theorybox run`` (each applies to some optimizers).
+HYPER_FLAGS = ("b1", "b2", "eps", "eps_mode", "bias_correction", "beta")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="theorybox",
@@ -183,30 +220,42 @@ def build_parser() -> argparse.ArgumentParser:
     where = one.add_mutually_exclusive_group()
     where.add_argument("--dataset", default="iris", help="bundled or generator name")
     where.add_argument("--data", help="a CSV (header, label column y) or NPZ file")
-    one.add_argument("--intercept", action="store_true", help="append a 1 feature")
-    one.add_argument("--steps", type=int, default=10_000)
-    one.add_argument("--eta0", type=float, default=0.1)
-    one.add_argument("--t0", type=float, default=1.0)
-    one.add_argument("--a", type=float, default=0.5)
-    one.add_argument("--b1", type=float)
-    one.add_argument("--b2", type=float)
-    one.add_argument("--eps", type=float)
-    one.add_argument("--eps-mode", dest="eps_mode", type=int, choices=(0, 1, 2))
+    one.add_argument("--intercept", action="store_true",
+                     help="append a constant-1 feature to a --data file")
+    one.add_argument("--steps", type=int, default=10_000,
+                     help="optimizer steps (one step = one batch)")
+    one.add_argument("--eta0", type=float, default=0.1,
+                     help="step size scale: eta_t = eta0 (t + t0)^-a")
+    one.add_argument("--t0", type=float, default=1.0, help="schedule offset t0")
+    one.add_argument("--a", type=float, default=0.5,
+                     help="schedule exponent a in [0, 1] (0: constant)")
+    one.add_argument("--b1", type=float, help="Adam's first-moment factor")
+    one.add_argument("--b2", type=float, help="Adam's second-moment factor")
+    one.add_argument("--eps", type=float, help="Adam's eps (default 0)")
+    one.add_argument("--eps-mode", dest="eps_mode", type=int, choices=(0, 1, 2),
+                     help="0: sqrt(v)+eps, 1: sqrt(v+eps), 2: PyTorch-style folded")
     one.add_argument("--bias-correction", dest="bias_correction", type=int,
-                     choices=(0, 1))
+                     choices=(0, 1), help="Adam's bias correction (default 0)")
     one.add_argument("--beta", type=float, help="Signum's momentum")
     one.add_argument("--batching", choices=("full", "cyclic", "reshuffle",
-                                            "replacement"))
-    one.add_argument("--batch-size", dest="batch_size", type=int)
+                                            "replacement"),
+                     help="which samples a step sees (default: the optimizer's)")
+    one.add_argument("--batch-size", dest="batch_size", type=int,
+                     help="samples per step for cyclic/reshuffle/replacement")
     one.add_argument("--loss", default="logistic", choices=("logistic",
                                                             "exponential"))
-    one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--seed", type=int, default=0,
+                     help="key of the batch-order stream")
     one.add_argument("--json", help="write the run's record to this file")
     one.set_defaults(func=_cmd_run)
 
     lst = sub.add_parser("list", help="optimizers and datasets")
     lst.set_defaults(func=_cmd_list)
     return parser
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"theorybox: warning ({category.__name__}): {message}\n"
 
 
 def main(argv=None) -> int:
@@ -216,11 +265,28 @@ def main(argv=None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # numba's own debug output is not what -v asks for.
+    logging.getLogger("numba").setLevel(logging.WARNING)
+    show_warning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
         return args.func(args)
     except (TheoryboxError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return 0
         print(f"theorybox: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"theorybox: unexpected error: {type(exc).__name__}: {exc} (run with -v "
+            "for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 3
+    finally:
+        warnings.formatwarning = show_warning
 
 
 if __name__ == "__main__":

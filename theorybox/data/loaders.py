@@ -81,6 +81,12 @@ def map_labels(labels: Any, source: str) -> tuple[np.ndarray, list[str]]:
     numeric = [_as_number(value) for value in raw]
     if all(value is not None for value in numeric):
         raw = numeric
+        bad = [value for value in numeric if not np.isfinite(value)]
+        if bad:
+            raise InvalidDataError(
+                f"labels in {source} include {_show(bad[0])}; labels must be finite "
+                "class values (remove or relabel those rows)."
+            )
     distinct = _label_key(list(set(raw)))
     if len(distinct) == 1 and distinct[0] in (-1.0, 1.0):
         return np.asarray(raw, dtype=np.float64), []
@@ -154,6 +160,16 @@ def parse_csv(
             f"{source} is empty; a CSV file needs a header row and data rows."
         )
     header = [cell.strip() for cell in numbered[0][1]]
+    if all(_as_number(cell) is not None for cell in header):
+        raise InvalidDataError(
+            f"the first line of {source} ({','.join(header)}) looks like data, not a "
+            "header; add a header row naming the columns (the label column 'y')."
+        )
+    if len(numbered) == 1:
+        raise InvalidDataError(
+            f"{source} has a header row but no data rows; add the samples below "
+            "the header."
+        )
     if len(header) < 2:
         raise InvalidDataError(
             f"{source} has {len(header)} column(s) in its header {header}; it needs "
@@ -279,7 +295,14 @@ def load_file(
             raise InvalidDataError(
                 f"label_column must be a column name or index, got {label_column!r}."
             )
-        X, labels, names = parse_csv(content.decode("utf-8-sig"), source, label_column)
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InvalidDataError(
+                f"{source} is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                "save the CSV as UTF-8, or store the arrays in an .npz file."
+            ) from None
+        X, labels, names = parse_csv(text, source, label_column)
     else:
         if label_column is not None:
             raise InvalidDataError(

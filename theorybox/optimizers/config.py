@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 
 from theorybox.errors import InvalidParameterError
@@ -11,6 +12,11 @@ from theorybox.optimizers.registry import SCHEMES, get_optimizer
 __all__ = ["Schedule", "Batching", "RunConfig", "LOSSES"]
 
 LOSSES = ("logistic", "exponential")
+
+
+def _is_int(value) -> bool:
+    """An integer (numpy's included), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,17 @@ class Schedule:
     a: float = 0.5
 
     def __post_init__(self):
+        for name in ("eta0", "t0", "a"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InvalidParameterError(
+                    f"schedule {name} = {value!r} must be a real number"
+                )
+            object.__setattr__(self, name, float(value))
+        if not math.isfinite(self.t0):
+            raise InvalidParameterError(
+                f"t0 = {self.t0!r} must be finite (an infinite t0 makes every step 0)"
+            )
         if not (math.isfinite(self.eta0) and self.eta0 > 0):
             raise InvalidParameterError(
                 f"learning rate eta0 = {self.eta0!r} must be a positive finite number"
@@ -67,12 +84,18 @@ class Batching:
             raise InvalidParameterError(
                 f"batching scheme {self.scheme!r} is not one of {SCHEMES}"
             )
-        if self.batch_size is not None and (
-            not isinstance(self.batch_size, int) or self.batch_size < 1
-        ):
-            raise InvalidParameterError(
-                f"batch_size = {self.batch_size!r} must be a positive integer"
-            )
+        if self.batch_size is not None:
+            if not _is_int(self.batch_size) or self.batch_size < 1:
+                raise InvalidParameterError(
+                    f"batch_size = {self.batch_size!r} must be a positive integer"
+                )
+            object.__setattr__(self, "batch_size", int(self.batch_size))
+            if self.scheme == "full":
+                raise InvalidParameterError(
+                    f"batch_size = {self.batch_size} with the full-batch scheme: every "
+                    "step sees all N samples; choose scheme 'cyclic', 'reshuffle' or "
+                    "'replacement' for mini-batches"
+                )
 
     def size(self, n: int) -> int:
         """The batch size for ``n`` samples."""
@@ -117,18 +140,31 @@ class RunConfig:
 
     def __post_init__(self):
         spec = get_optimizer(self.optimizer)
-        if not isinstance(self.steps, int) or self.steps < 0:
+        if not _is_int(self.steps) or self.steps < 0:
             raise InvalidParameterError(
-                f"steps = {self.steps!r} must be a non-negative integer"
+                f"steps = {self.steps!r} must be a non-negative integer (for example "
+                "10000)"
+            )
+        object.__setattr__(self, "steps", int(self.steps))
+        if self.batching is not None and not isinstance(self.batching, Batching):
+            raise InvalidParameterError(
+                f"batching = {self.batching!r} must be a Batching, e.g. "
+                "Batching('cyclic', 1)"
+            )
+        if not isinstance(self.schedule, Schedule):
+            raise InvalidParameterError(
+                f"schedule = {self.schedule!r} must be a Schedule, e.g. "
+                "Schedule(0.1, 1.0, 0.5)"
             )
         if self.loss not in LOSSES:
             raise InvalidParameterError(
                 f"loss {self.loss!r} is not one of {LOSSES}"
             )
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
             raise InvalidParameterError(
                 f"seed = {self.seed!r} must be an integer in [0, 2**63)"
             )
+        object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "hyper", spec.resolve_hyper(self.hyper))
         if self.batching is None:
             object.__setattr__(self, "batching", Batching(spec.scheme, spec.batch_size))

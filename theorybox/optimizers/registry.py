@@ -7,6 +7,7 @@ float64 kernel for any registered rule, and the mpmath backend runs the same rul
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,11 +79,16 @@ class OptimizerSpec:
             )
         values = {**self.hyper, **overrides}
         for key, value in values.items():
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise InvalidParameterError(
                     f"optimizer {self.name!r}: {key} = {value!r} is not a finite "
                     "number"
                 )
+        # numpy scalars become plain Python numbers (records stay JSON-able).
+        values = {
+            key: int(value) if isinstance(value, numbers.Integral) else float(value)
+            for key, value in values.items()
+        }
         if self.check is not None:
             self.check(values)
         return values
@@ -125,9 +131,11 @@ def _unit_interval(values, *names, closed_low=True):
         value = values[name]
         low_ok = value >= 0 if closed_low else value > 0
         if not (low_ok and value < 1):
+            interval = "[0, 1)" if closed_low else "(0, 1)"
+            rule = f"0 <= {name} < 1" if closed_low else f"0 < {name} < 1"
             raise InvalidParameterError(
-                f"{name} = {value!r} is outside [0, 1); moving-average factors "
-                f"must satisfy 0 <= {name} < 1 (for example {name}=0.9)"
+                f"{name} = {value!r} is outside {interval}; moving-average factors "
+                f"must satisfy {rule} (for example {name}=0.9)"
             )
 
 
@@ -158,7 +166,7 @@ def _check_adam(values):
         warnings.warn(
             f"b1 = {b1} > sqrt(b2) = {math.sqrt(b2):.6g} with eps = 0: the ratio "
             "|m|/sqrt(v) can grow like (b1/sqrt(b2))^t and the iterates can diverge; "
-            "b1 <= b2 is the theorem's sufficient condition",
+            "choose b1 <= sqrt(b2) (the theorem assumes b1 <= b2, which implies it)",
             DivergenceWarning,
             stacklevel=4,
         )
