@@ -251,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="optimizers and datasets")
     lst.set_defaults(func=_cmd_list)
+
+    # Commands defined next to the code they drive.
+    from theorybox.sweep.cli import register_cli as register_sweep
+
+    register_sweep(sub)
     return parser
 
 
