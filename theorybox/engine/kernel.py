@@ -14,23 +14,48 @@ of steps. It owns the numerics that keep float64 honest far past the underflow w
   counted as a *stall*, with the first step at which it happened.
 
 The kernel's body is written here once; :func:`build_kernel` pastes the rule's
-state and hyperparameter arguments into it and compiles it with numba.
+state and hyperparameter arguments into it and compiles it with numba. Each run is
+advanced by one function, ``one_run``; two drivers call it for every run of a
+state, one in order (``serial``) and one with ``numba.prange`` over runs
+(``parallel``), so a run's bits never depend on which driver advanced it.
+
+Compiled kernels are cached on disk (cases.md K14). The generated source is
+written to a file whose name is a hash of that source *and* of the source text of
+every module the kernel calls into (the rules, the ops namespace, the losses, the
+random stream, this file and the rule's own module), then compiled with
+``numba.njit(cache=True)``: a second process loads the machine code, and an edit to
+any helper changes the file name, so a stale kernel can never be served. The
+directory is ``$THEORYBOX_CACHE_DIR``, else ``$NUMBA_CACHE_DIR/theorybox``, else
+``$XDG_CACHE_HOME/theorybox`` (``~/.cache/theorybox``); ``THEORYBOX_CACHE_DIR=off``
+disables the disk cache. A rule without an importable source file (defined in a
+notebook cell or by ``exec``) is compiled in memory, as before.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import inspect
 import logging
 import math
+import os
+import platform
+import re
+import sys
 import threading
+import types
+from pathlib import Path
 
 import numba
 import numpy as np
 
+from theorybox.arith import ops as ops_module
 from theorybox.arith.ops import bind_ops, numba_ops
 from theorybox.losses import log_weight_scalar
+from theorybox.optimizers import rules as rules_module
 from theorybox.rng import epoch_key_nb, permutation_nb, uniform_nb
 
-__all__ = ["build_kernel", "SCHEME_CODES"]
+__all__ = ["build_kernel", "cache_dir", "kernel_source", "SCHEME_CODES"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,75 +70,93 @@ _JUMP = 300.0
 #: e_q >= _FAST for the largest weight of a coordinate keeps the shared-scale path.
 _FAST = 1e-140
 
+#: Bump when the layout of the generated module changes.
+_FORMAT = "2"
+
+# The hot loop. Everything a step reads repeatedly (hyperparameters, moments, the
+# step counter, the stall counters) lives in local variables, so that the compiler
+# can keep it in registers and hoist the rule's hyperparameter branches; the state
+# arrays are read and written once per coordinate and step.
 _TEMPLATE = '''
-def kernel(Z, w, st, scale, tcount, nsteps, hy, sched, seeds, scheme, bsize,
-           loss_code, stall, perm, idx, lg, eq, dw_out):
+def one_run(Z, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream, scheme,
+            bsize, loss_code, stall, perm, idx, lg, eq, dw_out):
     n, d = Z.shape
-    n_runs = w.shape[0]
     nb = (n + bsize - 1) // bsize
-    for r in range(n_runs):
-        cached_epoch = -1
-        eta0 = sched[r, 0]
-        t0 = sched[r, 1]
-        a = sched[r, 2]
-        for _ in range(nsteps):
-            t = tcount[r]
+{hyper_locals}
+    stall_first = stall[0]
+    stall_count = stall[1]
+    cached_epoch = -1
+    for _ in range(nsteps):
 
-            # Step size and this step's batch.
-            if a == 0.0:
-                lr = eta0
+        # Step size and this step's batch.
+        if a == 0.0:
+            lr = eta0
+        else:
+            lr = eta0 * (t + t0) ** (-a)
+        epoch = t // nb
+        j = t - epoch * nb
+        if scheme == 0:
+            nbatch = n
+            for q in range(n):
+                idx[q] = q
+        else:
+            start = j * bsize
+            nbatch = min(bsize, n - start)
+            if scheme == 1:
+                for q in range(nbatch):
+                    idx[q] = start + q
+            elif scheme == 2:
+                if cached_epoch != epoch:
+                    permutation_nb(epoch_key_nb(seed, stream, epoch), perm)
+                    cached_epoch = epoch
+                for q in range(nbatch):
+                    idx[q] = perm[start + q]
             else:
-                lr = eta0 * (t + t0) ** (-a)
-            epoch = t // nb
-            j = t - epoch * nb
-            if scheme == 0:
-                nbatch = n
-                for q in range(n):
-                    idx[q] = q
-            else:
-                start = j * bsize
-                nbatch = min(bsize, n - start)
-                if scheme == 1:
-                    for q in range(nbatch):
-                        idx[q] = start + q
-                elif scheme == 2:
-                    if cached_epoch != epoch:
-                        permutation_nb(epoch_key_nb(seeds[r], r, epoch), perm)
-                        cached_epoch = epoch
-                    for q in range(nbatch):
-                        idx[q] = perm[start + q]
-                else:
-                    key = epoch_key_nb(seeds[r], r, epoch)
-                    nbatch = bsize
-                    for q in range(nbatch):
-                        idx[q] = min(int(uniform_nb(key, start + q) * n), n - 1)
+                key = epoch_key_nb(seed, stream, epoch)
+                nbatch = bsize
+                for q in range(nbatch):
+                    idx[q] = min(int(uniform_nb(key, start + q) * n), n - 1)
 
-            # Log-weights of the batch, and weights relative to the largest.
-            lgmax = -np.inf
-            for q in range(nbatch):
-                i = idx[q]
-                s_i = 0.0
-                for k in range(d):
-                    s_i += Z[i, k] * w[r, k]
-                lg[q] = log_weight_scalar(s_i, loss_code)
-                if lg[q] > lgmax:
-                    lgmax = lg[q]
-            for q in range(nbatch):
-                eq[q] = math.exp(lg[q] - lgmax)
-
-            wanted = False
-            moved = False
-            last_sg = np.nan
-            last_sc = np.nan
-            last_f = 1.0
+        # Log-weights of the batch, and weights relative to the largest.
+        lgmax = -np.inf
+        for q in range(nbatch):
+            i = idx[q]
+            s_i = 0.0
             for k in range(d):
+                s_i += Z[i, k] * w[k]
+            lg[q] = log_weight_scalar(s_i, loss_code)
+            if lg[q] > lgmax:
+                lgmax = lg[q]
+        # exp(0) = 1 exactly: the largest weight needs no exp.
+        for q in range(nbatch):
+            x = lg[q] - lgmax
+            eq[q] = 1.0 if x == 0.0 else math.exp(x)
+        i0 = idx[0]
+        e0 = eq[0]
 
-                # The coordinate's gradient G (batch mean) and Q (sum of squares),
-                # relative to its own log-scale sg.
-                touched = False
-                gs = 0.0
-                qs = 0.0
-                emax = 0.0
+        wanted = False
+        moved = False
+        last_sg = np.nan
+        last_sc = np.nan
+        last_f = 1.0
+        for k in range(d):
+
+            # The coordinate's gradient G (batch mean) and Q (sum of squares),
+            # relative to its own log-scale sg. One sample a step is the same
+            # arithmetic without the loop over the batch.
+            touched = False
+            gs = 0.0
+            qs = 0.0
+            emax = 0.0
+            if nbatch == 1:
+                zk = Z[i0, k]
+                if zk != 0.0:
+                    touched = True
+                    gs -= e0 * zk
+                    qs += e0 * e0 * zk * zk
+                    if e0 > emax:
+                        emax = e0
+            else:
                 for q in range(nbatch):
                     zk = Z[idx[q], k]
                     if zk != 0.0:
@@ -122,147 +165,423 @@ def kernel(Z, w, st, scale, tcount, nsteps, hy, sched, seeds, scheme, bsize,
                         qs += eq[q] * eq[q] * zk * zk
                         if eq[q] > emax:
                             emax = eq[q]
-                sg = 0.0
-                if touched:
-                    sg = lgmax
-                    if emax < FAST:
-                        sg = -np.inf
-                        for q in range(nbatch):
-                            if Z[idx[q], k] != 0.0 and lg[q] > sg:
-                                sg = lg[q]
-                        gs = 0.0
-                        qs = 0.0
-                        for q in range(nbatch):
-                            zk = Z[idx[q], k]
-                            if zk != 0.0:
-                                e = math.exp(lg[q] - sg)
-                                gs -= e * zk
-                                qs += e * e * zk * zk
+            sg = 0.0
+            if touched:
+                sg = lgmax
+                if emax < FAST:
+                    sg = -np.inf
+                    for q in range(nbatch):
+                        if Z[idx[q], k] != 0.0 and lg[q] > sg:
+                            sg = lg[q]
+                    gs = 0.0
+                    qs = 0.0
+                    for q in range(nbatch):
+                        zk = Z[idx[q], k]
+                        if zk != 0.0:
+                            e = math.exp(lg[q] - sg)
+                            gs -= e * zk
+                            qs += e * e * zk * zk
+            # x / 1 is x exactly, so one sample a step skips the division.
+            if nbatch == 1:
+                G = gs
+            else:
                 G = gs / nbatch
-                Q = qs
+            Q = qs
 
-                # Bring gradient and stored moments to one scale.
+            # Bring gradient and stored moments to one scale.
 {merge}
-                # The update rule, and whether float64 could resolve its step.
-                {call}
-                if dw != 0.0 or (touched and G != 0.0):
-                    wanted = True
-                w_new = w[r, k] + dw
-                if w_new != w[r, k]:
-                    moved = True
-                w[r, k] = w_new
-                dw_out[r, k] = dw
+            # The update rule, and whether float64 could resolve its step.
+            {call}
+            if dw != 0.0 or (touched and G != 0.0):
+                wanted = True
+            w_old = w[k]
+            w_new = w_old + dw
+            if w_new != w_old:
+                moved = True
+            w[k] = w_new
+            dw_out[k] = dw
 {renorm}
-            tcount[r] = t + 1
-            if wanted and not moved:
-                if stall[r, 1] == 0:
-                    stall[r, 0] = t
-                stall[r, 1] += 1
+        if wanted and not moved:
+            if stall_count == 0:
+                stall_first = t
+            stall_count += 1
+        t += 1
+    stall[0] = stall_first
+    stall[1] = stall_count
+    return t
+
+
+def serial(Z, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds, streams,
+           schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
+    n = Z.shape[1]
+    for r in range(w.shape[0]):
+        tcount[r] = one_run(
+            Z[zsel[r]], w[r], st[r], scale[r], tcount[r], nsteps, hy[r],
+            sched[r, 0], sched[r, 1], sched[r, 2], seeds[r], streams[r],
+            schemes[r], bsizes[r], losses[r], stall[r], perm[r, :n], idx[r],
+            lg[r], eq[r], dw_out[r],
+        )
+
+
+def parallel(Z, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds, streams,
+             schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
+    n = Z.shape[1]
+    eta0s = sched[:, 0].copy()
+    t0s = sched[:, 1].copy()
+    powers = sched[:, 2].copy()
+    for r in numba.prange(w.shape[0]):
+        tcount[r] = one_run(
+            Z[zsel[r]], w[r], st[r], scale[r], tcount[r], nsteps, hy[r], eta0s[r],
+            t0s[r], powers[r], seeds[r], streams[r], schemes[r], bsizes[r],
+            losses[r], stall[r], perm[r, :n], idx[r], lg[r], eq[r], dw_out[r],
+        )
 '''
 
 _MERGE_STATELESS = """\
-                s_use = sg
+            s_use = sg
 """
 
 _MERGE_STATEFUL = """\
-                sc = scale[r, k]
-                if touched:
-                    if {all_zero}:
-                        sc = sg
-                    elif sg > sc + JUMP:
-                        f = math.exp(sc - sg)
+{load}
+            sc = scale[k]
+            if touched:
+                if {all_zero}:
+                    sc = sg
+                elif sg > sc + JUMP:
+                    f = math.exp(sc - sg)
 {rescale_to_sg}
-                        sc = sg
-                    # exp is shared by coordinates with the same two scales.
-                    if sg != last_sg or sc != last_sc:
-                        last_sg = sg
-                        last_sc = sc
-                        last_f = math.exp(sg - sc)
-                    G = G * last_f
-                    Q = Q * last_f * last_f
-                else:
-                    G = 0.0
-                    Q = 0.0
-                s_use = sc
+                    sc = sg
+                # exp is shared by coordinates with the same two scales.
+                if sg != last_sg or sc != last_sc:
+                    last_sg = sg
+                    last_sc = sc
+                    x = sg - sc
+                    last_f = 1.0 if x == 0.0 else math.exp(x)
+                G = G * last_f
+                Q = Q * last_f * last_f
+            else:
+                G = 0.0
+                Q = 0.0
+            s_use = sc
 """
 
 _RENORM = """\
-                if {out_of_range}:
-                    mag = 0.0
+            if {out_of_range}:
+                mag = 0.0
 {magnitudes}
-                    if mag > HI or 0.0 < mag < LO:
+                if mag > HI or 0.0 < mag < LO:
 {divide}
-                        sc = sc + math.log(mag)
-                scale[r, k] = sc
+                    sc = sc + math.log(mag)
+            scale[k] = sc
+{store}
 """
 
 
-def _state_ref(j):
-    return f"st[r, {j}, k]"
+def switch_positions(spec) -> tuple[int, ...]:
+    """Positions of ``spec``'s *switches*: hyperparameters whose default is an int.
+
+    An integer hyperparameter selects a mode of the rule (Adam's ``eps_mode`` and
+    ``bias_correction``). The kernel is compiled once per combination of switch
+    values, with each value written into the source as a constant, so that the
+    rule's branches on it and divisions by constants it implies (``m / 1``) are
+    resolved at compile time instead of at every coordinate of every step. The
+    arithmetic is unchanged: the constant is the same float64 the run axis holds.
+    """
+    return tuple(
+        j
+        for j, value in enumerate(spec.hyper.values())
+        if isinstance(value, int) and not isinstance(value, bool)
+    )
 
 
-def _render(spec) -> str:
-    """The kernel's source for one optimizer spec."""
+def switch_values(spec, hyper) -> tuple[tuple[int, float], ...]:
+    """``(position, value)`` of each switch in the resolved ``hyper`` mapping."""
+    values = list(hyper.values())
+    return tuple((j, float(values[j])) for j in switch_positions(spec))
+
+
+def _render(spec, switches=()) -> str:
+    """The kernel's source for one optimizer spec and fixed switch values."""
     ns = len(spec.state)
     nh = len(spec.hyper)
-    state_args = [_state_ref(j) for j in range(ns)]
-    hyper_args = [f"hy[r, {j}]" for j in range(nh)]
+    fixed = dict(switches)
+    hyper_locals = "\n".join(
+        f"    h{j} = {fixed[j]!r}" if j in fixed else f"    h{j} = hy[{j}]"
+        for j in range(nh)
+    ) or "    pass"
+    state_args = [f"x{j}" for j in range(ns)]
+    hyper_args = [f"h{j}" for j in range(nh)]
     args = ", ".join(["lr", "t + 1", "s_use", "G", "Q", *state_args, *hyper_args])
     targets = ", ".join(["dw", *state_args]) + ("," if ns == 0 else "")
     call = f"{targets} = RULE({args})"
     if ns == 0:
-        return _TEMPLATE.format(merge=_MERGE_STATELESS, call=call, renorm="")
+        return _TEMPLATE.format(
+            hyper_locals=hyper_locals, merge=_MERGE_STATELESS, call=call, renorm=""
+        )
+    load = "\n".join(f"            x{j} = st[{j}, k]" for j in range(ns))
+    store = "\n".join(f"            st[{j}, k] = x{j}" for j in range(ns))
     all_zero = " and ".join(f"{ref} == 0.0" for ref in state_args)
     rescale = "\n".join(
-        f"                        {_state_ref(j)} *= {'f' if p == 1 else 'f * f'}"
+        f"                    x{j} *= {'f' if p == 1 else 'f * f'}"
         for j, (_, p) in enumerate(spec.state)
     )
-    merge = _MERGE_STATEFUL.format(all_zero=all_zero, rescale_to_sg=rescale)
+    merge = _MERGE_STATEFUL.format(load=load, all_zero=all_zero, rescale_to_sg=rescale)
     checks = []
     mags = []
     divides = []
     for j, (_, p) in enumerate(spec.state):
-        ref = _state_ref(j)
+        ref = f"x{j}"
         hi, lo = ("HI", "LO") if p == 1 else ("HI * HI", "LO * LO")
-        checks.append(f"abs({ref}) > {hi} or (0.0 < abs({ref}) < {lo})")
+        checks.append(f"(abs({ref}) > {hi}) | ((abs({ref}) < {lo}) & ({ref} != 0.0))")
         root = f"abs({ref})" if p == 1 else f"math.sqrt(abs({ref}))"
-        mags.append(f"                    mag = max(mag, {root})")
+        mags.append(f"                mag = max(mag, {root})")
         div = "mag" if p == 1 else "(mag * mag)"
-        divides.append(f"                        {ref} /= {div}")
+        divides.append(f"                    {ref} /= {div}")
     renorm = _RENORM.format(
-        out_of_range=" or ".join(f"({c})" for c in checks),
+        out_of_range=" | ".join(f"({c})" for c in checks),
         magnitudes="\n".join(mags),
         divide="\n".join(divides),
+        store=store,
     )
-    return _TEMPLATE.format(merge=merge, call=call, renorm=renorm)
+    return _TEMPLATE.format(
+        hyper_locals=hyper_locals, merge=merge, call=call, renorm=renorm
+    )
+
+
+def kernel_source(spec, switches=()) -> str:
+    """The generated Python source of ``spec``'s kernel (for inspection)."""
+    return _render(spec, switches)
+
+
+# The on-disk cache (K14).
+
+
+def cache_dir() -> Path | None:
+    """Where generated kernels are written, or ``None`` when the cache is off."""
+    chosen = os.environ.get("THEORYBOX_CACHE_DIR")
+    if chosen is not None:
+        if chosen.strip().lower() in ("", "0", "off", "none", "false"):
+            return None
+        return Path(chosen).expanduser()
+    numba_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if numba_dir:
+        return Path(numba_dir).expanduser() / "theorybox"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "theorybox"
+
+
+def _source_file(obj) -> Path | None:
+    """The source file of a module or function, if it exists on disk."""
+    try:
+        name = inspect.getsourcefile(obj)
+    except TypeError:
+        return None
+    if not name:
+        return None
+    path = Path(name)
+    return path if path.is_file() else None
+
+
+def _rule_dependencies(rule) -> list[Path] | None:
+    """Source files a rule's compiled code depends on, or ``None`` if unknown.
+
+    The rule's own module, and the modules of the functions and modules it names
+    (other than ``ops``, which is rebound). ``None`` (compile in memory) when the
+    rule has no source file, is a closure, or its source is not in that file.
+    """
+    if rule.__closure__:
+        return None
+    own = _source_file(rule)
+    if own is None:
+        return None
+    try:
+        text = inspect.getsource(rule)
+    except (OSError, TypeError):
+        return None
+    if text not in own.read_text(errors="replace"):
+        return None
+    files = [own]
+    for name in rule.__code__.co_names:
+        if name == "ops" or name not in rule.__globals__:
+            continue
+        value = rule.__globals__[name]
+        target = getattr(value, "py_func", value)
+        if isinstance(target, types.ModuleType | types.FunctionType):
+            path = _source_file(target)
+            if path is None and isinstance(target, types.FunctionType):
+                return None
+            if path is not None:
+                files.append(path)
+    return files
+
+
+def _cache_key(spec, source: str, rule_files: list[Path]) -> str:
+    """A hash of the generated source and every source text it depends on."""
+    digest = hashlib.sha256()
+    parts = [
+        _FORMAT,
+        source,
+        spec.rule.__module__,
+        spec.rule.__qualname__,
+        numba.__version__,
+        np.__version__,
+        platform.python_version(),
+    ]
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    modules = [rules_module, ops_module, sys.modules["theorybox.losses"],
+               sys.modules["theorybox.rng"], sys.modules[__name__]]
+    files = [Path(module.__file__) for module in modules] + list(rule_files)
+    for path in sorted(set(files)):
+        digest.update(str(path.name).encode())
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically unless it is already there.
+
+    An existing file is never rewritten: numba keys its cache index on the file's
+    modification time, so a rewrite would discard the compiled code.
+    """
+    if path.is_file() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _globals_for(spec) -> dict:
+    return {
+        "np": np,
+        "math": math,
+        "numba": numba,
+        "RULE": numba.njit(inline="always")(bind_ops(spec.rule, numba_ops)),
+        "log_weight_scalar": log_weight_scalar,
+        "epoch_key_nb": epoch_key_nb,
+        "permutation_nb": permutation_nb,
+        "uniform_nb": uniform_nb,
+        "HI": _HI,
+        "LO": _LO,
+        "JUMP": _JUMP,
+        "FAST": _FAST,
+    }
+
+
+def _compile_on_disk(spec, source: str, directory: Path):
+    """Import the kernel from a hash-named file and jit it with ``cache=True``."""
+    rule_files = _rule_dependencies(spec.rule)
+    if rule_files is None:
+        logger.debug(
+            "rule %s of %s has no source file to hash: compiling in memory",
+            spec.rule.__qualname__, spec.name,
+        )
+        return None
+    key = _cache_key(spec, source, rule_files)
+    slug = re.sub(r"\W", "_", spec.rule.__qualname__)
+    module_name = f"theorybox_kernel_{slug}_{key}"
+    path = directory / f"{module_name}.py"
+    header = (
+        f"# Generated by theorybox for the rule "
+        f"{spec.rule.__module__}.{spec.rule.__qualname__}.\n"
+        "# The file name hashes this source and every module it depends on; the\n"
+        "# names it uses are supplied by theorybox.engine.kernel before import.\n"
+    )
+    try:
+        _write_once(path, header + source)
+    except OSError as error:
+        logger.debug("cannot write the kernel cache at %s (%s): compiling in memory",
+                     directory, error)
+        return None
+    module = sys.modules.get(module_name)
+    if module is None:
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module.__dict__.update(_globals_for(spec))
+        module_spec.loader.exec_module(module)
+        module.one_run = numba.njit(module.one_run)
+        sys.modules[module_name] = module
+    logger.debug("kernel for %s from %s", spec.name, path)
+    return module, path
+
+
+def _compile_in_memory(spec, source: str):
+    namespace = _globals_for(spec)
+    exec(compile(source, f"<theorybox kernel {spec.name}>", "exec"), namespace)
+    module = types.SimpleNamespace(**namespace)
+    module.one_run = numba.njit(namespace["one_run"])
+    # serial and parallel resolve one_run through their globals.
+    namespace["one_run"] = module.one_run
+    return module
+
+
+class Kernel:
+    """A compiled kernel: ``serial`` and ``parallel`` drivers of one rule.
+
+    Attributes
+    ----------
+    serial, parallel : numba dispatchers
+        Same arguments; ``parallel`` advances the runs with ``numba.prange``.
+    path : Path or None
+        The generated source file (``None``: compiled in memory).
+    """
+
+    def __init__(self, name, serial, parallel, path):
+        self.name = name
+        self.serial = serial
+        self.parallel = parallel
+        self.path = path
+        self._reported = set()
+
+    def __call__(self, *args, parallel: bool = False):
+        dispatcher = self.parallel if parallel else self.serial
+        dispatcher(*args)
+        if dispatcher not in self._reported:
+            self._reported.add(dispatcher)
+            self._report(dispatcher)
+
+    def _report(self, dispatcher) -> None:
+        stats = getattr(dispatcher, "stats", None)
+        hits = sum(stats.cache_hits.values()) if stats is not None else 0
+        if hits:
+            logger.debug("loaded kernel %s.%s from the on-disk cache %s",
+                         self.name, dispatcher.py_func.__name__, stats.cache_path)
+        else:
+            logger.debug("compiled kernel %s.%s", self.name,
+                         dispatcher.py_func.__name__)
 
 
 _CACHE: dict = {}
 _LOCK = threading.Lock()
 
 
-def build_kernel(spec):
-    """The compiled kernel for ``spec`` (compiled once per rule and state layout)."""
-    key = (spec.rule, spec.state, len(spec.hyper))
+def build_kernel(spec, switches=()) -> Kernel:
+    """The compiled kernel for ``spec`` and switch values ``switches``.
+
+    Compiled once per rule, state layout and switch values (see
+    :func:`switch_values`); loaded from the on-disk cache when it is there.
+    """
+    switches = tuple(switches)
+    key = (spec.rule, spec.state, len(spec.hyper), switches)
     with _LOCK:
         kernel = _CACHE.get(key)
-        if kernel is None:
-            source = _render(spec)
-            namespace = {
-                "np": np,
-                "math": math,
-                "RULE": numba.njit(inline="always")(bind_ops(spec.rule, numba_ops)),
-                "log_weight_scalar": log_weight_scalar,
-                "epoch_key_nb": epoch_key_nb,
-                "permutation_nb": permutation_nb,
-                "uniform_nb": uniform_nb,
-                "HI": _HI,
-                "LO": _LO,
-                "JUMP": _JUMP,
-                "FAST": _FAST,
-            }
-            exec(compile(source, f"<theorybox kernel {spec.name}>", "exec"), namespace)
-            kernel = numba.njit(namespace["kernel"])
-            _CACHE[key] = kernel
-            logger.debug("generated kernel for %s", spec.name)
+        if kernel is not None:
+            return kernel
+        source = _render(spec, switches)
+        directory = cache_dir()
+        built = _compile_on_disk(spec, source, directory) if directory else None
+        if built is not None:
+            module, path = built
+            serial = numba.njit(cache=True)(module.serial)
+            parallel = numba.njit(cache=True, parallel=True)(module.parallel)
+        else:
+            module, path = _compile_in_memory(spec, source), None
+            serial = numba.njit(module.serial)
+            parallel = numba.njit(parallel=True)(module.parallel)
+        kernel = Kernel(spec.name, serial, parallel, path)
+        _CACHE[key] = kernel
+        logger.debug("generated kernel for %s", spec.name)
         return kernel

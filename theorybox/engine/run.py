@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theorybox.engine.kernel import SCHEME_CODES, build_kernel
+from theorybox.engine.kernel import SCHEME_CODES, build_kernel, switch_values
 from theorybox.engine.state import EngineState
 from theorybox.errors import InvalidDataError, PrecisionWarning
 from theorybox.losses import LOSS_CODES
@@ -64,14 +64,65 @@ def as_z(Z) -> np.ndarray:
 
 
 class _Workspace:
-    """Scratch arrays for the kernel, reused across calls."""
+    """Scratch arrays for the kernel, one row per run, reused across calls.
+
+    Rows are padded to whole cache lines (and one more), so that runs advanced on
+    different threads never write to the same line.
+    """
 
     def __init__(self, n: int, runs: int, d: int):
-        self.perm = np.zeros(n, dtype=np.int64)
-        self.idx = np.zeros(n, dtype=np.int64)
-        self.lg = np.zeros(n)
-        self.eq = np.zeros(n)
+        width = 8 * ((n + 7) // 8) + 8
+        self.n = n
+        self.runs = runs
+        self.perm = np.zeros((runs, width), dtype=np.int64)
+        self.idx = np.zeros((runs, width), dtype=np.int64)
+        self.lg = np.zeros((runs, width))
+        self.eq = np.zeros((runs, width))
         self.dw = np.zeros((runs, d))
+
+
+def kernel_arguments(configs, n: int, runs: int) -> dict:
+    """Per-run kernel parameters for ``configs`` (one per run, or one for all).
+
+    Returns arrays with a leading run axis: hyperparameters, schedules, seeds,
+    batching schemes, batch sizes and loss codes.
+    """
+    configs = list(configs)
+    if len(configs) == 1:
+        configs = configs * runs
+    hyper = np.array(
+        [[float(v) for v in c.hyper.values()] or [0.0] for c in configs],
+        dtype=np.float64,
+    )
+    sched = np.array(
+        [[c.schedule.eta0, c.schedule.t0, c.schedule.a] for c in configs],
+        dtype=np.float64,
+    )
+    return {
+        "hyper": hyper,
+        "sched": sched,
+        "seeds": np.array([c.seed for c in configs], dtype=np.uint64),
+        "schemes": np.array(
+            [SCHEME_CODES[c.batching.scheme] for c in configs], dtype=np.int64
+        ),
+        "bsizes": np.array([c.batching.size(n) for c in configs], dtype=np.int64),
+        "losses": np.array([LOSS_CODES[c.loss] for c in configs], dtype=np.int64),
+    }
+
+
+def call_kernel(kernel, Z3, zsel, state, nsteps, args, streams, ws, *,
+                parallel=False) -> None:
+    """Advance every run of ``state`` by ``nsteps`` with prepared arguments.
+
+    ``Z3`` holds the datasets (shape ``(D, N, d)``), ``zsel`` each run's dataset
+    and ``streams`` each run's index in its seed's random stream.
+    """
+    kernel(
+        Z3, zsel, state.w, state.moments, state.scale, state.t, int(nsteps),
+        args["hyper"], args["sched"], args["seeds"], streams, args["schemes"],
+        args["bsizes"], args["losses"], state.stall, ws.perm, ws.idx, ws.lg, ws.eq,
+        ws.dw, parallel=parallel,
+    )
 
 
 def advance(
@@ -90,20 +141,14 @@ def advance(
             "features"
         )
     n = Z.shape[0]
-    ws = workspace or _Workspace(n, runs, d)
-    hyper = np.tile(np.array(list(config.hyper.values()), dtype=np.float64), (runs, 1))
-    if hyper.shape[1] == 0:
-        hyper = np.zeros((runs, 1))
-    sched = config.schedule
-    sched_arr = np.tile([sched.eta0, sched.t0, sched.a], (runs, 1)).astype(np.float64)
-    seeds = np.full(runs, config.seed, dtype=np.uint64)
-    kernel = build_kernel(spec)
-    kernel(
-        Z, state.w, state.moments, state.scale, state.t, int(nsteps), hyper,
-        sched_arr, seeds, SCHEME_CODES[config.batching.scheme],
-        config.batching.size(n), LOSS_CODES[config.loss], state.stall, ws.perm,
-        ws.idx, ws.lg, ws.eq, ws.dw,
-    )
+    ws = workspace
+    if ws is None or ws.n != n or ws.runs != runs:
+        ws = _Workspace(n, runs, d)
+    args = kernel_arguments([config], n, runs)
+    kernel = build_kernel(spec, switch_values(spec, config.hyper))
+    zsel = np.zeros(runs, dtype=np.int64)
+    streams = np.arange(runs, dtype=np.int64)
+    call_kernel(kernel, Z[None], zsel, state, nsteps, args, streams, ws)
     return ws.dw
 
 
@@ -244,9 +289,16 @@ def run(
         if progress is not None:
             progress(done, config.steps)
 
+    return finish(config, state, rows, status, messages, started, stacklevel=3)
+
+
+def finish(config, state, rows, status, messages, started, *, run_index=0,
+           stacklevel=2) -> RunResult:
+    """The :class:`RunResult` of run ``run_index`` of ``state``, stalls reported."""
+
     # Report steps whose progress float64 could not resolve.
-    stall_count = int(state.stall[0, 1])
-    stall_step = int(state.stall[0, 0]) if stall_count else None
+    stall_count = int(state.stall[run_index, 1])
+    stall_step = int(state.stall[run_index, 0]) if stall_count else None
     if stall_count and status == "ok":
         status = "stalled"
         messages.append(
@@ -254,7 +306,7 @@ def run(
             "to change any coordinate of w in float64: progress is no longer "
             "resolvable (use the mpmath backend or larger steps)"
         )
-        warnings.warn(messages[-1], PrecisionWarning, stacklevel=2)
+        warnings.warn(messages[-1], PrecisionWarning, stacklevel=stacklevel)
     return RunResult(
         config=config,
         state=state,
