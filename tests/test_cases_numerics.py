@@ -429,3 +429,18 @@ def test_k17_v_underflows_before_m_with_a_shared_scale():
     state = EngineState.initial(w0, 2)
     advance(Z_K17, _k17_config("adam-ps", 3), state, 3)
     assert state.w[0, 2] > 0.0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adam-ps", "adamproxy", "signum"])
+@pytest.mark.parametrize("scale", [1e-170, 1e-300, 1e200])
+def test_data_of_extreme_magnitude_match_mpmath(optimizer, scale):
+    """Columns far from 1 in magnitude: z^2 (and Adam's v) would underflow or
+    overflow whatever the loss weights; the engine rescales such columns by an
+    exact power of 2. Tolerance: 2 eps per step on |w| (as for the wall tests)."""
+    Z = np.array([[1.0, 2.0, 0.5], [0.5, -1.0, 2.0], [2.0, 0.25, 1.0]]) * scale
+    config = RunConfig(optimizer, steps=30)
+    engine = run(Z, config)
+    exact = run_mpmath(Z, config, dps=40, hyper_as="binary").as_float()
+    assert engine.status == "ok"
+    tol = 2 * np.finfo(float).eps * 30 * np.abs(exact).max()
+    np.testing.assert_allclose(engine.w, exact, rtol=0, atol=tol)

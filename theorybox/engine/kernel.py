@@ -78,8 +78,8 @@ _FORMAT = "2"
 # can keep it in registers and hoist the rule's hyperparameter branches; the state
 # arrays are read and written once per coordinate and step.
 _TEMPLATE = '''
-def one_run(Z, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream, scheme,
-            bsize, loss_code, stall, perm, idx, lg, eq, dw_out):
+def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
+            scheme, bsize, loss_code, stall, perm, idx, lg, eq, dw_out):
     n, d = Z.shape
     nb = (n + bsize - 1) // bsize
 {hyper_locals}
@@ -149,7 +149,7 @@ def one_run(Z, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream, scheme,
             qs = 0.0
             emax = 0.0
             if nbatch == 1:
-                zk = Z[i0, k]
+                zk = Zg[i0, k]
                 if zk != 0.0:
                     touched = True
                     gs -= e0 * zk
@@ -158,7 +158,7 @@ def one_run(Z, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream, scheme,
                         emax = e0
             else:
                 for q in range(nbatch):
-                    zk = Z[idx[q], k]
+                    zk = Zg[idx[q], k]
                     if zk != 0.0:
                         touched = True
                         gs -= eq[q] * zk
@@ -171,16 +171,18 @@ def one_run(Z, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream, scheme,
                 if emax < FAST:
                     sg = -np.inf
                     for q in range(nbatch):
-                        if Z[idx[q], k] != 0.0 and lg[q] > sg:
+                        if Zg[idx[q], k] != 0.0 and lg[q] > sg:
                             sg = lg[q]
                     gs = 0.0
                     qs = 0.0
                     for q in range(nbatch):
-                        zk = Z[idx[q], k]
+                        zk = Zg[idx[q], k]
                         if zk != 0.0:
                             e = math.exp(lg[q] - sg)
                             gs -= e * zk
                             qs += e * e * zk * zk
+                # Columns of extreme magnitude were rescaled by a power of 2.
+                sg = sg + zlog[k]
             # x / 1 is x exactly, so one sample a step skips the division.
             if nbatch == 1:
                 G = gs
@@ -211,27 +213,28 @@ def one_run(Z, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream, scheme,
     return t
 
 
-def serial(Z, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds, streams,
-           schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
+def serial(Z, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds,
+           streams, schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
     n = Z.shape[1]
     for r in range(w.shape[0]):
         tcount[r] = one_run(
-            Z[zsel[r]], w[r], st[r], scale[r], tcount[r], nsteps, hy[r],
-            sched[r, 0], sched[r, 1], sched[r, 2], seeds[r], streams[r],
+            Z[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
+            nsteps, hy[r], sched[r, 0], sched[r, 1], sched[r, 2], seeds[r], streams[r],
             schemes[r], bsizes[r], losses[r], stall[r], perm[r, :n], idx[r],
             lg[r], eq[r], dw_out[r],
         )
 
 
-def parallel(Z, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds, streams,
-             schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
+def parallel(Z, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds,
+             streams, schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
     n = Z.shape[1]
     eta0s = sched[:, 0].copy()
     t0s = sched[:, 1].copy()
     powers = sched[:, 2].copy()
     for r in numba.prange(w.shape[0]):
         tcount[r] = one_run(
-            Z[zsel[r]], w[r], st[r], scale[r], tcount[r], nsteps, hy[r], eta0s[r],
+            Z[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
+            nsteps, hy[r], eta0s[r],
             t0s[r], powers[r], seeds[r], streams[r], schemes[r], bsizes[r],
             losses[r], stall[r], perm[r, :n], idx[r], lg[r], eq[r], dw_out[r],
         )
@@ -335,8 +338,9 @@ def _render(spec, switches=()) -> str:
         checks.append(f"(abs({ref}) > {hi}) | ((abs({ref}) < {lo}) & ({ref} != 0.0))")
         root = f"abs({ref})" if p == 1 else f"math.sqrt(abs({ref}))"
         mags.append(f"                mag = max(mag, {root})")
-        div = "mag" if p == 1 else "(mag * mag)"
-        divides.append(f"                    {ref} /= {div}")
+        # Two divisions for v: mag * mag itself can underflow (or overflow).
+        div = "mag" if p == 1 else "mag / mag"
+        divides.append(f"                    {ref} = {ref} / {div}")
     renorm = _RENORM.format(
         out_of_range=" | ".join(f"({c})" for c in checks),
         magnitudes="\n".join(mags),

@@ -42,7 +42,12 @@ def check_start(w0, d: int) -> np.ndarray:
     """``w0`` as a finite float64 vector of length ``d`` (default zeros)."""
     if w0 is None:
         return np.zeros(d)
-    w0 = np.asarray(w0, dtype=np.float64)
+    try:
+        w0 = np.asarray(w0, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidDataError(
+            f"w0 = {w0!r} is not a numeric vector of length d = {d}"
+        ) from None
     if w0.shape != (d,) or not np.isfinite(w0).all():
         raise InvalidDataError(
             f"w0 must be a finite vector of length d = {d}; got shape {w0.shape}"
@@ -52,7 +57,17 @@ def check_start(w0, d: int) -> np.ndarray:
 
 
 def as_z(Z) -> np.ndarray:
-    Z = np.ascontiguousarray(getattr(Z, "Z", Z), dtype=np.float64)
+    """``Z`` (or a dataset's ``Z``) as a C-contiguous, finite float64 matrix."""
+    raw = getattr(Z, "Z", Z)
+    if np.iscomplexobj(raw):
+        raise InvalidDataError("Z is complex; theorybox needs real data")
+    try:
+        Z = np.ascontiguousarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDataError(
+            f"Z cannot be read as a numeric matrix ({exc}); pass an N x d array of "
+            "numbers with the same number of features in every row"
+        ) from None
     if Z.ndim != 2 or Z.shape[0] == 0 or Z.shape[1] == 0:
         raise InvalidDataError(
             f"Z must be a non-empty 2-D array (samples x features); got shape "
@@ -110,6 +125,30 @@ def kernel_arguments(configs, n: int, runs: int) -> dict:
     }
 
 
+#: Columns whose largest |z| lies outside [2^-EXTREME, 2^EXTREME] are rescaled.
+EXTREME = 256
+
+
+def column_scaling(Z3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient copies of the data with extreme columns rescaled by powers of 2.
+
+    A column whose entries are all tiny (say ``1e-170``) would make ``z^2``, and so
+    Adam's ``v``, underflow however the loss weights are scaled. Such a column is
+    multiplied by an exact power of 2 that brings its largest entry into [1, 2),
+    and the natural log of the factor is added to the coordinate's gradient scale
+    (``zlog``). Other columns are untouched (factor 1, ``zlog = 0``), so ordinary
+    data give bit-for-bit the same results as without this step.
+    """
+    top = np.abs(Z3).max(axis=1, keepdims=True)
+    _, exponent = np.frexp(top)
+    extreme = (top > 0) & ((exponent > EXTREME) | (exponent < -EXTREME))
+    shift = np.where(extreme, exponent - 1, 0)
+    if not extreme.any():
+        return Z3, np.zeros((Z3.shape[0], Z3.shape[2]))
+    Zg = np.ldexp(Z3, -shift)
+    return np.ascontiguousarray(Zg), shift[:, 0, :] * np.log(2.0)
+
+
 def call_kernel(kernel, Z3, zsel, state, nsteps, args, streams, ws, *,
                 parallel=False) -> None:
     """Advance every run of ``state`` by ``nsteps`` with prepared arguments.
@@ -117,8 +156,9 @@ def call_kernel(kernel, Z3, zsel, state, nsteps, args, streams, ws, *,
     ``Z3`` holds the datasets (shape ``(D, N, d)``), ``zsel`` each run's dataset
     and ``streams`` each run's index in its seed's random stream.
     """
+    Zg, zlog = column_scaling(Z3)
     kernel(
-        Z3, zsel, state.w, state.moments, state.scale, state.t, int(nsteps),
+        Z3, Zg, zlog, zsel, state.w, state.moments, state.scale, state.t, int(nsteps),
         args["hyper"], args["sched"], args["seeds"], streams, args["schemes"],
         args["bsizes"], args["losses"], state.stall, ws.perm, ws.idx, ws.lg, ws.eq,
         ws.dw, parallel=parallel,
@@ -260,6 +300,15 @@ def run(
     if checkpoints is None:
         checkpoints = geometric_checkpoints(config.steps)
     checkpoints = np.asarray(checkpoints, dtype=np.int64)
+    if checkpoints.size and (
+        checkpoints.min() < 1
+        or checkpoints.max() > config.steps
+        or np.any(np.diff(checkpoints) <= 0)
+    ):
+        raise InvalidDataError(
+            f"checkpoints must increase strictly within 1..steps = {config.steps}; "
+            f"got {checkpoints.tolist()[:8]}{'...' if checkpoints.size > 8 else ''}"
+        )
     if metrics is None:
         def metrics(Z, w, t):
             return {"w": w.copy()}
