@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from theorybox.errors import DivergenceWarning, InvalidParameterError
+from theorybox.errors import DivergenceWarning, InvalidParameterError, TheoryboxWarning
 from theorybox.optimizers import rules
 
 __all__ = ["OptimizerSpec", "register", "get_optimizer", "list_optimizers"]
@@ -228,3 +228,44 @@ for _spec in (
     ),
 ):
     register(_spec)
+
+
+# Phi_{N,b} as an optimizer (theory.md, section 2: the mini-batch proxy).
+
+
+def _check_phi_proxy(values):
+    n, b = values["n"], values["b"]
+    for name, value in (("n", n), ("b", b)):
+        if float(value) != int(value):
+            raise InvalidParameterError(
+                f"phi-proxy: {name} = {value!r} is not an integer; n is the number of "
+                "samples N and b the batch size (for example n=20, b=5)"
+            )
+    if n < 2:
+        raise InvalidParameterError(
+            f"phi-proxy: n = {n!r}; the proxy needs N >= 2 (at N = 1 its formula is "
+            "0/0; use 'signgd' instead), and n must equal the number of samples"
+        )
+    if not 1 <= b <= n:
+        raise InvalidParameterError(
+            f"phi-proxy: b = {b!r} is outside [1, n] = [1, {n}]; the batch size "
+            "must satisfy 1 <= b <= N"
+        )
+    if int(n) % int(b):
+        warnings.warn(
+            f"phi-proxy: b = {b} does not divide n = {n}; Phi_{{N,b}} was derived for "
+            "random reshuffling into N/b equal batches, so it is only a formula here",
+            TheoryboxWarning,
+            stacklevel=4,
+        )
+
+
+register(
+    OptimizerSpec(
+        "phi-proxy",
+        rules.phi_proxy_step,
+        hyper={"n": 10, "b": 1},
+        description="mini-batch proxy Phi_{N,b} (set n = N and the batch size b)",
+        check=_check_phi_proxy,
+    )
+)

@@ -88,3 +88,26 @@ def adam_proxy_step(lr, t, s, G, Q):
     r"""AdamProxy: :math:`w \leftarrow w - \eta_t \nabla L(w) / \sqrt{\sum_i
     \nabla L_i(w)^2}` (the :math:`b_2 \to 1` limit of per-sample Adam)."""
     return (-lr * ops.div0(G, ops.sqrt(Q)),)
+
+
+def phi_proxy_step(lr, t, s, G, Q, n, b):
+    r"""The mini-batch proxy :math:`\Phi_{N,b}` as a full-batch step.
+
+    .. math::
+
+        S = N G, \qquad
+        \Phi_{N,b} = \sqrt{\frac{b (N-1)}{N}}\,
+            \frac{S}{\sqrt{(b-1) S^2 + (N-b) Q}}, \qquad
+        w \leftarrow w - \eta_t \Phi_{N,b},
+
+    with ``n`` :math:`= N` (it must equal the number of samples: ``G`` is the
+    full-batch *mean* gradient, so :math:`S = N G` is the sum) and ``b`` the batch
+    size whose random-reshuffling Adam the proxy stands for (theory.md, section 2).
+    :math:`\Phi_{N,N} = \operatorname{sign}(S)` and :math:`\Phi_{N,1} = S /
+    (\sqrt N \sqrt Q)`. The factor :math:`\sqrt{b (N-1) / N}` is moved under the
+    denominator's root, so integer hyperparameters stay exact on mpmath; ``G`` and
+    ``Q`` share the scale ``s``, so the ratio does not depend on it.
+    """
+    S = n * G
+    den = ops.sqrt(n * ((b - 1) * S * S + (n - b) * Q))
+    return (-lr * ops.div0(ops.sqrt(b * (n - 1)) * S, den),)
