@@ -108,3 +108,19 @@ def test_bad_csv_files_are_one_line_errors(tmp_path, capsys, content, fragment):
     assert main(["run", "adam", "--data", str(path)]) == 2
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
+
+
+def test_check_command_lists_the_claims(capsys):
+    assert main(["check", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "adamproxy_rademacher_l2" in out and "gd_l2_log_rate" in out
+
+
+def test_hyper_flag_and_phi_proxy_takes_n_from_the_data(tmp_path, capsys):
+    path = tmp_path / "phi.json"
+    assert main(["run", "phi-proxy", "--hyper", "b=5", "--steps", "300",
+                 "--json", str(path)]) == 0
+    hyper = json.loads(path.read_text())["settings"]["hyper"]
+    assert hyper == {"n": 100, "b": 5}
+    assert main(["run", "adam", "--hyper", "b1"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err

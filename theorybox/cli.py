@@ -33,14 +33,48 @@ def _progress_printer(stream=sys.stderr):
     return report
 
 
-def _cmd_reproduce(args) -> int:
-    from theorybox.experiments import HEADLINE_DATASETS, run_headline
+EXPERIMENTS = ("headline", "batch-size")
+
+
+def _write_outputs(rows, records, series, out: Path, report, columns=None) -> None:
     from theorybox.experiments.report import (
         format_table,
         plot_series,
         write_csv,
         write_json,
     )
+
+    table = format_table(rows, columns)
+    print(table)
+    (out / "table.txt").write_text(table + "\n")
+    write_csv(rows, out / "table.csv")
+    write_json(records, out / "records.json")
+    plots = plot_series(series, out)
+    report(f"wrote table.txt, table.csv, records.json and {len(plots)} plot(s)")
+
+
+def _out_dir(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise TheoryboxError(
+            f"--out {str(out)!r} is an existing file; give a directory path"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _cmd_reproduce(args) -> int:
+    if args.experiment == "batch-size":
+        from theorybox.experiments.batchsize import TABLE_COLUMNS, run_batch_experiment
+
+        out = _out_dir(args.out)
+        report = _progress_printer()
+        size = "quick" if args.quick else "full"
+        report(f"batch-size sweep ({size}); output in {out}")
+        rows, records, series = run_batch_experiment(quick=args.quick, progress=report)
+        _write_outputs(rows, records, series, out, report, list(TABLE_COLUMNS))
+        return 0
+    from theorybox.experiments import HEADLINE_DATASETS, run_headline
 
     datasets = HEADLINE_DATASETS
     if args.datasets:
@@ -63,12 +97,7 @@ def _cmd_reproduce(args) -> int:
                 f"{flag} gives {value} steps{quick}; use at least 1 (at least 100 "
                 "with --quick)"
             )
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise TheoryboxError(
-            f"--out {str(out)!r} is an existing file; give a directory path"
-        )
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out)
     report = _progress_printer()
     report(
         f"headline comparison: full-batch {full} steps, per-sample {per_sample} "
@@ -83,13 +112,7 @@ def _cmd_reproduce(args) -> int:
         schedule=Schedule(args.eta0, 1.0, args.a),
         progress=report,
     )
-    table = format_table(rows)
-    print(table)
-    (out / "table.txt").write_text(table + "\n")
-    write_csv(rows, out / "table.csv")
-    write_json(records, out / "records.json")
-    plots = plot_series(series, out)
-    report(f"wrote table.txt, table.csv, records.json and {len(plots)} plot(s)")
+    _write_outputs(rows, records, series, out, report)
     return 0
 
 
@@ -138,6 +161,19 @@ def _cmd_run(args) -> int:
                 f"{', '.join(spec.hyper) or 'none'}"
             )
         hyper[key] = value
+    for item in args.hyper or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise TheoryboxError(f"--hyper {item!r}: write it as NAME=VALUE")
+        try:
+            hyper[key.strip()] = float(value)
+        except ValueError:
+            raise TheoryboxError(
+                f"--hyper {item!r}: {value!r} is not a number"
+            ) from None
+    if "n" in spec.hyper and args.optimizer == "phi-proxy":
+        # Phi_{N,b} needs N, which only the data know.
+        hyper.setdefault("n", Z.shape[0])
     batching = None
     if args.batching is not None or args.batch_size is not None:
         batching = Batching(args.batching or spec.scheme, args.batch_size)
@@ -213,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--per-sample-steps", type=int, default=1_000_000)
     rep.add_argument("--eta0", type=float, default=0.1)
     rep.add_argument("--a", type=float, default=0.5)
+    rep.add_argument("--experiment", choices=EXPERIMENTS, default="headline",
+                     help="which comparison to run (default: headline)")
     rep.set_defaults(func=_cmd_reproduce)
 
     one = sub.add_parser("run", help="run one optimizer on one dataset")
@@ -246,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "exponential"))
     one.add_argument("--seed", type=int, default=0,
                      help="key of the batch-order stream")
+    one.add_argument("--hyper", action="append", metavar="NAME=VALUE",
+                     help="any hyperparameter by name (repeatable), e.g. b=5")
     one.add_argument("--json", help="write the run's record to this file")
     one.set_defaults(func=_cmd_run)
 
@@ -256,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     from theorybox.sweep.cli import register_cli as register_sweep
 
     register_sweep(sub)
+    from proofs_check.cli import register_cli as register_check
+
+    register_check(sub)
     return parser
 
 
