@@ -33,7 +33,7 @@ def _progress_printer(stream=sys.stderr):
     return report
 
 
-EXPERIMENTS = ("headline", "batch-size")
+EXPERIMENTS = ("headline", "prediction", "batch-size")
 
 
 def _write_outputs(rows, records, series, out: Path, report, columns=None) -> None:
@@ -64,6 +64,18 @@ def _out_dir(path: str) -> Path:
 
 
 def _cmd_reproduce(args) -> int:
+    if args.experiment == "prediction":
+        from theorybox.experiments.prediction import run_prediction_experiments
+
+        out = _out_dir(args.out)
+        report = _progress_printer()
+        size = "quick" if args.quick else "full"
+        report(f"fixed-point prediction against runs ({size}); output in {out}")
+        rows, records, series = run_prediction_experiments(
+            quick=args.quick, progress=report
+        )
+        _write_outputs(rows, records, series, out, report)
+        return 0
     if args.experiment == "batch-size":
         from theorybox.experiments.batchsize import TABLE_COLUMNS, run_batch_experiment
 
@@ -297,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_sweep(sub)
     from proofs_check.cli import register_cli as register_check
+    from theorybox.experiments.prediction import register_cli as register_predict
 
     register_check(sub)
+    register_predict(sub)
     return parser
 
 
