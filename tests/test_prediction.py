@@ -8,12 +8,12 @@ Horizons and measured figures are stated beside each assertion.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
+from theorybox.cli import main
 from theorybox.data.instances import (
     DISCRIMINATING_GAUSSIAN,
     DISCRIMINATION_THRESHOLD,
@@ -25,7 +25,6 @@ from theorybox.engine import run
 from theorybox.experiments.prediction import (
     clock_matched_schedule,
     predict,
-    register_cli,
 )
 from theorybox.metrics import cosine, make_metrics
 from theorybox.optimizers import Batching, RunConfig, Schedule
@@ -169,14 +168,8 @@ def test_predict_quick_report(disc):
 
 
 def test_predict_cli_quick_writes_json(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="theorybox")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_cli(sub)
     out = tmp_path / "predict.json"
-    args = parser.parse_args(
-        ["predict", "--dataset", "k17", "--quick", "--json", str(out)]
-    )
-    assert args.func(args) == 0
+    assert main(["predict", "--dataset", "k17", "--quick", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "trajectories" in printed
     payload = json.loads(out.read_text())

@@ -30,7 +30,6 @@ the factor is recorded.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from theorybox.data import Dataset, check_separable, load_dataset
+from theorybox.data import Dataset, load_dataset
 from theorybox.data.instances import (
     InstanceReport,
     analyse_instance,
@@ -49,7 +48,6 @@ from theorybox.data.instances import (
 )
 from theorybox.engine import run
 from theorybox.engine.run import geometric_checkpoints
-from theorybox.errors import TheoryboxError
 from theorybox.metrics import make_metrics
 from theorybox.optimizers import Batching, RunConfig, Schedule
 from theorybox.records import Record, to_jsonable
@@ -59,7 +57,6 @@ __all__ = [
     "PredictionReport",
     "RunComparison",
     "predict",
-    "register_cli",
     "run_prediction_experiments",
     "LINGER_THRESHOLD",
 ]
@@ -628,85 +625,3 @@ def run_prediction_experiments(
         for run_label, metric_rows in report.series.items():
             series[(label, run_label)] = metric_rows
     return rows, records, series
-
-
-def _cmd_predict(args: Any) -> int:
-    """Handler of ``theorybox predict``: print the report, write JSON if asked."""
-    if args.intercept and not args.data:
-        raise TheoryboxError(
-            "--intercept applies to a user file given with --data; bundled and "
-            "generated datasets have fixed features"
-        )
-    if args.json:
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir():
-            raise TheoryboxError(
-                f"--json {args.json!r}: the directory {str(parent)!r} does not exist"
-            )
-    if args.data:
-        data = load_dataset(args.data, intercept=args.intercept)
-    else:
-        data = load_dataset(args.dataset)
-    check_separable(data.Z)
-    steps = args.steps if args.steps is not None else (2_000 if args.quick else 10**6)
-    if steps < 1:
-        raise TheoryboxError(f"--steps {steps}: use at least 1")
-    options: dict[str, Any] = {"adam_steps": steps, "proxy_steps": steps}
-    if args.quick:
-        options.update(b2s=(0.999,), batchings=("cyclic",), n_starts=1)
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"[{time.perf_counter() - started:7.1f}s] {message}", flush=True)
-
-    report = predict(data, progress=progress, **options)
-    print(report.format())
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
-        print(f"wrote {args.json}")
-    return 0
-
-
-def register_cli(subparsers: Any) -> Any:
-    """Add ``theorybox predict`` to the command line's subparsers.
-
-    ``theorybox predict --dataset NAME | --data FILE [--intercept] [--steps N]
-    [--quick] [--json FILE]``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The new subparser.
-    """
-    parser = subparsers.add_parser(
-        "predict",
-        help="the fixed-point prediction against AdamProxy and per-sample Adam",
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--dataset", default="gaussian", help="bundled or generator name"
-    )
-    where.add_argument("--data", help="a CSV (header, label column y) or NPZ file")
-    parser.add_argument(
-        "--intercept",
-        action="store_true",
-        help="append a constant-1 feature to a --data file",
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        help="steps of every run (default 10^6; 2000 with --quick)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="short runs, one b2 (0.999) and cyclic order only",
-    )
-    parser.add_argument("--json", help="write the report as JSON to this file")
-    parser.set_defaults(func=_cmd_predict)
-    return parser
