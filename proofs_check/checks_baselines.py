@@ -60,7 +60,7 @@ def log_rate(t, one_minus_cos, predicted: float = -2.0, two_sided: bool = True):
         ok = fit.slope <= predicted + tol
     if ok:
         verdict = "pass"
-    elif fit.slope >= -tol:
+    elif fit.slope >= tol:
         verdict = "fail"
     else:
         verdict = "inconclusive"

@@ -45,9 +45,10 @@ def judge_to_target(t, dist, yardstick: float):
 
     Fit ``log dist`` against ``log t`` on the last four checkpoints. Pass: the
     distance decays (slope below ``-tol``) and ends below a tenth of the yardstick
-    (the distance between the two candidate limits). Fail: it does not decay, or
-    ends nearer the other candidate (above half the yardstick). Otherwise
-    inconclusive.
+    (the distance between the two candidate limits). Fail: it significantly grows
+    (slope above ``+tol``), or ends nearer the other candidate (above half the
+    yardstick). Otherwise inconclusive: a fit too noisy to tell decay from none is
+    a short horizon, not evidence against the claim.
 
     Returns
     -------
@@ -57,7 +58,7 @@ def judge_to_target(t, dist, yardstick: float):
     xs, ys = geometric_tail(t, dist, 4)
     fit = fit_rate(xs, ys)
     tol = SE_FACTOR * fit.slope_se + precision_floor(xs, ys, DIR_ABS_ERR)
-    if fit.slope >= -tol or dist[-1] > 0.5 * yardstick:
+    if fit.slope >= tol or dist[-1] > 0.5 * yardstick:
         verdict = "fail"
     elif dist[-1] <= 0.1 * yardstick:
         verdict = "pass"

@@ -85,7 +85,7 @@ def adamproxy_directional_convergence(profile: str):
     tol = SE_FACTOR * fit.slope_se + precision_floor(xs, ys, DIR_ABS_ERR)
     loss = series["log10_loss"]
     loss_falls = bool(np.all(np.diff(loss[-5:]) < 0))
-    if fit.slope >= -tol:
+    if fit.slope >= tol:
         verdict = "fail"
     elif loss_falls:
         verdict = "pass"

@@ -232,7 +232,7 @@ def signum_misalignment_ratio(profile: str):
             row.update(slope=fit.slope, slope_se=fit.slope_se)
             if fit.slope <= -a + tol:
                 verdict = "pass"
-            elif fit.slope >= -tol:
+            elif fit.slope >= tol:
                 verdict = "fail"
             else:
                 verdict = "inconclusive"

@@ -178,13 +178,14 @@ def judge_bound(fit: RateFit, predicted: float, tolerance: float) -> str:
     -------
     str
         ``"pass"`` when ``slope <= predicted + tolerance``; ``"fail"`` when the
-        quantity does not decay at all (``slope >= -tolerance``); otherwise
-        ``"inconclusive"``: it decays, but more slowly than the bound's rate over
-        this window (the bound holds only after an unknown time).
+        quantity significantly grows (``slope >= tolerance``); otherwise
+        ``"inconclusive"``: it decays more slowly than the bound's rate over this
+        window (the bound holds only after an unknown time), or the fit cannot
+        tell decay from none. Absence of evidence of decay is not a failure.
     """
     if fit.slope <= predicted + tolerance:
         return "pass"
-    if fit.slope >= -tolerance:
+    if fit.slope >= tolerance:
         return "fail"
     return "inconclusive"
 
