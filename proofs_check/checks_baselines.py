@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from proofs_check.checks_persample import judge_to_target
-from proofs_check.fit import SE_FACTOR, fit_rate, geometric_tail, precision_floor
+from proofs_check.fit import (
+    SE_FACTOR,
+    fit_rate,
+    geometric_tail,
+    precision_floor,
+    shows_no_decay,
+)
 from proofs_check.registry import (
     checkpoints,
     claim_check,
@@ -60,7 +66,7 @@ def log_rate(t, one_minus_cos, predicted: float = -2.0, two_sided: bool = True):
         ok = fit.slope <= predicted + tol
     if ok:
         verdict = "pass"
-    elif fit.slope >= tol:
+    elif shows_no_decay(fit, tol):
         verdict = "fail"
     else:
         verdict = "inconclusive"

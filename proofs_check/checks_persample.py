@@ -10,7 +10,13 @@ import warnings
 
 import numpy as np
 
-from proofs_check.fit import SE_FACTOR, fit_rate, geometric_tail, precision_floor
+from proofs_check.fit import (
+    SE_FACTOR,
+    fit_rate,
+    geometric_tail,
+    precision_floor,
+    shows_no_decay,
+)
 from proofs_check.registry import (
     checkpoints,
     claim_check,
@@ -45,10 +51,10 @@ def judge_to_target(t, dist, yardstick: float):
 
     Fit ``log dist`` against ``log t`` on the last four checkpoints. Pass: the
     distance decays (slope below ``-tol``) and ends below a tenth of the yardstick
-    (the distance between the two candidate limits). Fail: it significantly grows
-    (slope above ``+tol``), or ends nearer the other candidate (above half the
-    yardstick). Otherwise inconclusive: a fit too noisy to tell decay from none is
-    a short horizon, not evidence against the claim.
+    (the distance between the two candidate limits). Fail: the fit shows no decay
+    (:func:`~proofs_check.fit.shows_no_decay`), or it ends nearer the other
+    candidate (above half the yardstick). Otherwise inconclusive: a fit too noisy
+    to tell decay from none is a short horizon, not evidence against the claim.
 
     Returns
     -------
@@ -58,7 +64,7 @@ def judge_to_target(t, dist, yardstick: float):
     xs, ys = geometric_tail(t, dist, 4)
     fit = fit_rate(xs, ys)
     tol = SE_FACTOR * fit.slope_se + precision_floor(xs, ys, DIR_ABS_ERR)
-    if fit.slope >= tol or dist[-1] > 0.5 * yardstick:
+    if shows_no_decay(fit, tol) or dist[-1] > 0.5 * yardstick:
         verdict = "fail"
     elif dist[-1] <= 0.1 * yardstick:
         verdict = "pass"

@@ -11,7 +11,13 @@ import warnings
 import numpy as np
 
 from proofs_check.checks_persample import DIR_ABS_ERR, judge_to_target
-from proofs_check.fit import SE_FACTOR, fit_rate, geometric_tail, precision_floor
+from proofs_check.fit import (
+    SE_FACTOR,
+    fit_rate,
+    geometric_tail,
+    precision_floor,
+    shows_no_decay,
+)
 from proofs_check.registry import (
     checkpoints,
     claim_check,
@@ -85,7 +91,7 @@ def adamproxy_directional_convergence(profile: str):
     tol = SE_FACTOR * fit.slope_se + precision_floor(xs, ys, DIR_ABS_ERR)
     loss = series["log10_loss"]
     loss_falls = bool(np.all(np.diff(loss[-5:]) < 0))
-    if fit.slope >= tol:
+    if shows_no_decay(fit, tol):
         verdict = "fail"
     elif loss_falls:
         verdict = "pass"

@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from proofs_check.checks_persample import judge_to_target
-from proofs_check.fit import SE_FACTOR, fit_rate, geometric_tail, precision_floor
+from proofs_check.fit import (
+    SE_FACTOR,
+    fit_rate,
+    geometric_tail,
+    precision_floor,
+    shows_no_decay,
+)
 from proofs_check.registry import (
     checkpoints,
     claim_check,
@@ -232,7 +238,7 @@ def signum_misalignment_ratio(profile: str):
             row.update(slope=fit.slope, slope_se=fit.slope_se)
             if fit.slope <= -a + tol:
                 verdict = "pass"
-            elif fit.slope >= tol:
+            elif shows_no_decay(fit, tol):
                 verdict = "fail"
             else:
                 verdict = "inconclusive"

@@ -168,6 +168,20 @@ def precision_floor(x, y, abs_err: float) -> float:
     return float(2.0 * np.max(abs_err / y) / span)
 
 
+def shows_no_decay(fit: RateFit, tolerance: float) -> bool:
+    """Whether the fit is evidence that the quantity does not decay.
+
+    ``tolerance`` is ``SE_FACTOR`` standard errors of the slope plus a floor (the
+    precision floor and any stated allowance). The quantity shows no decay when
+    the whole confidence band of the slope, ``slope -+ SE_FACTOR se``, lies above
+    ``-floor``. A noisy fit whose band reaches well below zero is no evidence
+    either way (a short horizon), and a precise flat or rising fit is.
+    """
+    band = SE_FACTOR * fit.slope_se
+    floor = tolerance - band
+    return fit.slope - band >= -floor
+
+
 def judge_bound(fit: RateFit, predicted: float, tolerance: float) -> str:
     """Verdict for a rate that the theory gives as an upper bound.
 
@@ -178,14 +192,14 @@ def judge_bound(fit: RateFit, predicted: float, tolerance: float) -> str:
     -------
     str
         ``"pass"`` when ``slope <= predicted + tolerance``; ``"fail"`` when the
-        quantity significantly grows (``slope >= tolerance``); otherwise
+        fit shows no decay (:func:`shows_no_decay`); otherwise
         ``"inconclusive"``: it decays more slowly than the bound's rate over this
         window (the bound holds only after an unknown time), or the fit cannot
         tell decay from none. Absence of evidence of decay is not a failure.
     """
     if fit.slope <= predicted + tolerance:
         return "pass"
-    if fit.slope >= tolerance:
+    if shows_no_decay(fit, tolerance):
         return "fail"
     return "inconclusive"
 

@@ -17,6 +17,7 @@ from proofs_check.fit import (
     geometric_tail,
     judge_bound,
     precision_floor,
+    shows_no_decay,
 )
 from theorybox.optimizers import get_optimizer, register
 from theorybox.optimizers.registry import OptimizerSpec
@@ -166,3 +167,15 @@ def test_judge_bound_and_helpers():
     exact = np.cumsum(0.1 * (np.arange(20000) + 1.0) ** -0.5)
     assert effective_time([20000], 0.1, 1.0, 0.5)[0] == pytest.approx(exact[-1],
                                                                         rel=1e-9)
+
+
+def test_a_noisy_decaying_fit_is_not_a_failure():
+    """The full profile's Signum case at beta = 0.9999: the distance falls by 10x
+    but the geometric tail is too noisy for the slope to be significant."""
+    x = np.logspace(4, 7, 4)
+    noisy = fit_rate(x, np.array([0.16, 0.02, 0.05, 0.016]))
+    assert noisy.slope < 0 and 3 * noisy.slope_se > abs(noisy.slope)
+    assert not shows_no_decay(noisy, 3 * noisy.slope_se)
+    rising = fit_rate(x, 0.2 * x**0.002)
+    assert shows_no_decay(rising, 1e-6)
+    assert judge_bound(rising, -0.5, 1e-6) == "fail"
