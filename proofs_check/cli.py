@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from proofs_check.registry import PROFILES, list_checks, run_checks
 from theorybox.records import SCHEMA_VERSION, environment
@@ -103,6 +104,12 @@ def run_from_args(args) -> int:
         for check in list_checks():
             print(f"{check.name:32s} [{check.family}] {check.claim}  ({check.source})")
         return 0
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            print(f"proofs_check: --json {args.json!r}: the directory {str(parent)!r} "
+                  "does not exist; create it or choose another path", file=sys.stderr)
+            return 2
     started = time.perf_counter()
     try:
         records = run_checks(args.profile, select=args.select, progress=_progress)

@@ -124,3 +124,10 @@ def test_hyper_flag_and_phi_proxy_takes_n_from_the_data(tmp_path, capsys):
     assert hyper == {"n": 100, "b": 5}
     assert main(["run", "adam", "--hyper", "b1"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_conflicting_or_wrong_hyperparameters_are_refused(capsys):
+    assert main(["run", "adam", "--b2", "0.9", "--hyper", "b2=0.5"]) == 2
+    assert "give it once" in capsys.readouterr().err
+    assert main(["run", "phi-proxy", "--hyper", "n=5"]) == 2
+    assert "takes n from the data" in capsys.readouterr().err

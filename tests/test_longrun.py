@@ -11,7 +11,7 @@ import pytest
 from theorybox.engine import run
 from theorybox.engine.kernel import build_kernel, cache_dir
 from theorybox.engine.longrun import load_checkpoint, resume, run_long
-from theorybox.errors import InvalidDataError
+from theorybox.errors import InvalidDataError, InvalidParameterError
 from theorybox.optimizers import Batching, OptimizerSpec, RunConfig, Schedule
 
 RNG = np.random.default_rng(7)
@@ -114,3 +114,15 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("THEORYBOX_CACHE_DIR")
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     assert cache_dir() == tmp_path / "theorybox"
+
+
+def test_an_existing_checkpoint_is_never_overwritten_by_accident(tmp_path):
+    Z = np.array([[1.0, 0.5], [0.2, 1.0]])
+    path = tmp_path / "run.npz"
+    run_long(Z, RunConfig("adam", steps=200), checkpoint_path=path, until=100)
+    with pytest.raises(InvalidParameterError, match="resume"):
+        run_long(Z, RunConfig("signum", steps=50), checkpoint_path=path)
+    assert resume(path, Z).config.optimizer == "adam"
+    fresh = run_long(Z, RunConfig("signum", steps=50), checkpoint_path=path,
+                     overwrite=True)
+    assert fresh.config.optimizer == "signum"

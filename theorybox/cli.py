@@ -202,8 +202,21 @@ def _cmd_run(args) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             raise TheoryboxError(f"--hyper {item!r}: write it as NAME=VALUE")
+        key = key.strip()
+        if key in hyper:
+            flag = "--" + key.replace("_", "-")
+            raise TheoryboxError(
+                f"--hyper {item!r} and {flag} both set {key}; give it once"
+            )
+        if key == "n" and args.optimizer == "phi-proxy" and value.strip() != str(
+            Z.shape[0]
+        ):
+            raise TheoryboxError(
+                f"--hyper {item!r}: phi-proxy takes n from the data (N = "
+                f"{Z.shape[0]}); drop it"
+            )
         try:
-            hyper[key.strip()] = float(value)
+            hyper[key] = float(value)
         except ValueError:
             raise TheoryboxError(
                 f"--hyper {item!r}: {value!r} is not a number"

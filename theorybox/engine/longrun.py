@@ -106,6 +106,7 @@ def run_long(
     metrics: Callable[[np.ndarray, np.ndarray, int], dict] | None = None,
     per_decade: int = 10,
     until: int | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Run ``config`` in bounded memory, saving to ``checkpoint_path`` as it goes.
 
@@ -125,8 +126,19 @@ def run_long(
     until : int, optional
         Stop (saved, status ``"interrupted"``) after this many steps; used to
         split a run into sessions and by the tests.
+    overwrite : bool
+        Start afresh even if ``checkpoint_path`` holds a run. Without it an
+        existing checkpoint is an error (continue it with :func:`resume`), so that
+        no saved work is lost by accident.
     """
     Z = as_z(Z)
+    path = Path(checkpoint_path)
+    if path.exists() and not overwrite:
+        raise InvalidParameterError(
+            f"checkpoint {str(path)!r} already holds a run; continue it with "
+            "resume(path, Z), or pass overwrite=True (or another path) to start a "
+            "new one"
+        )
     d = Z.shape[1]
     state = EngineState.initial(check_start(w0, d), len(config.spec.state))
     meta = {

@@ -203,9 +203,15 @@ class FixedPointReport:
         """A few lines: runs, convergence, distinct points and their directions."""
         lines = [
             f"{len(self.runs)} runs, {int(self.converged.sum())} converged, "
-            f"{len(self.points)} distinct fixed point(s), "
-            f"{self.n_directions} direction(s), unique={self.unique}"
+            f"{len(self.points)} distinct weight vector(s) c*, "
+            f"{self.n_directions} distinct direction(s) w(c*), "
+            f"unique direction={self.unique}"
         ]
+        if len(self.points) > self.n_directions:
+            lines.append(
+                "  several c* give one direction: the fixed points form a set (for"
+                " example a continuum of weights on a vanishing coordinate's support)"
+            )
         for j, p in enumerate(self.points):
             lines.append(
                 f"  point {j}: support {p.support.tolist()}, residual "

@@ -95,7 +95,10 @@ def cmd_sweep(args) -> int:
     print(f"sweep {spec.name}: {len(spec.cells)} cells on {where}; output in {out}",
           file=sys.stderr)
 
-    # Run, then summarise.
+    # Run, then summarise. Dask's own INFO log (cluster start, dashboard hints) is
+    # not the sweep's business; -v still shows theorybox's.
+    for name in ("distributed", "bokeh", "tornado"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     result = run_sweep(
         spec,
         out_dir=out,
@@ -107,6 +110,10 @@ def cmd_sweep(args) -> int:
     )
     summary = [dict(row, hyper=_compact(row.get("hyper"))) for row in result.rows]
     print(format_table(summary, SUMMARY_COLUMNS))
+    for row in result.rows:
+        if row.get("error"):
+            print(f"cell {row.get('cell_id', '?')} ({row.get('dataset')}, "
+                  f"{row.get('optimizer')}): {row['error']}", file=sys.stderr)
     print(
         f"{len(result.ran)} cell(s) run, {len(result.skipped)} taken from earlier "
         f"runs, {len(result.failed)} failed; files: "
