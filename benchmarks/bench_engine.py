@@ -299,7 +299,8 @@ def memory(long_steps: int = 10**8) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for steps in (10**6, long_steps):
             start = time.perf_counter()
-            run_long(Z, _config("adam-ps", steps), checkpoint_path=Path(tmp) / "r.npz",
+            path = Path(tmp) / f"run-{steps}.npz"
+            run_long(Z, _config("adam-ps", steps), checkpoint_path=path,
                      save_every_s=10.0)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             usage[steps] = peak
@@ -315,7 +316,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--memory", action="store_true",
                         help="also run 10^6 and 10^8 steps for resident memory")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory measurement (no peers imported)")
     args = parser.parse_args(argv)
+    if args.memory_only:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        return {"memory": memory()}
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logger.info("%s, %s, %d threads, %s", platform.processor() or platform.machine(),
                 platform.python_version(), numba.get_num_threads(),
