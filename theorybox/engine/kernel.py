@@ -71,7 +71,7 @@ _JUMP = 300.0
 _FAST = 1e-140
 
 #: Bump when the layout of the generated module changes.
-_FORMAT = "2"
+_FORMAT = "3"
 
 # The hot loop. Everything a step reads repeatedly (hyperparameters, moments, the
 # step counter, the stall counters) lives in local variables, so that the compiler
@@ -86,6 +86,10 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
     stall_first = stall[0]
     stall_count = stall[1]
     cached_epoch = -1
+    gsa = np.empty(d)
+    qsa = np.empty(d)
+    ema = np.empty(d)
+    tca = np.empty(d)
     for _ in range(nsteps):
 
         # Step size and this step's batch.
@@ -134,6 +138,28 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
         i0 = idx[0]
         e0 = eq[0]
 
+        # Several samples: accumulate every coordinate's G, Q and largest weight
+        # sample by sample over contiguous rows. Each coordinate still sums its
+        # samples in batch order, and a zero entry adds an exact zero, so the
+        # result is the same as summing coordinate by coordinate over its nonzero
+        # entries; the loop over k has no branch and vectorises.
+        if nbatch > 1:
+            for k in range(d):
+                gsa[k] = 0.0
+                qsa[k] = 0.0
+                ema[k] = 0.0
+                tca[k] = 0.0
+            for q in range(nbatch):
+                e = eq[q]
+                row = Zg[idx[q]]
+                for k in range(d):
+                    zk = row[k]
+                    nonzero = zk != 0.0
+                    gsa[k] -= e * zk
+                    qsa[k] += e * e * zk * zk
+                    ema[k] = max(ema[k], e if nonzero else 0.0)
+                    tca[k] += 1.0 if nonzero else 0.0
+
         wanted = False
         moved = False
         last_sg = np.nan
@@ -157,14 +183,10 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
                     if e0 > emax:
                         emax = e0
             else:
-                for q in range(nbatch):
-                    zk = Zg[idx[q], k]
-                    if zk != 0.0:
-                        touched = True
-                        gs -= eq[q] * zk
-                        qs += eq[q] * eq[q] * zk * zk
-                        if eq[q] > emax:
-                            emax = eq[q]
+                emax = ema[k]
+                touched = tca[k] > 0.0
+                gs = gsa[k]
+                qs = qsa[k]
             sg = 0.0
             if touched:
                 sg = lgmax
