@@ -43,18 +43,16 @@ applied here (a warning says so).
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import mpmath
 import numpy as np
 
-from theorybox.errors import InvalidDataError, InvalidParameterError, SolverError
-from theorybox.proxy.certificate import Certificate, certificate_tolerance
+from theorybox.errors import InvalidParameterError, SolverError
+from theorybox.proxy.certificate import Certificate, certify
 from theorybox.proxy.fixedpoint import FixedPointWarning, _clean, _expand, _starts
 from theorybox.references.mahalanobis import MahalanobisProblem
 from theorybox.references.maxmargin import _as_z
@@ -171,84 +169,17 @@ def certify_batch(
     Certificate
     """
     z = np.asarray(getattr(Z, "Z", Z), dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64).reshape(-1)
-    c = np.asarray(c, dtype=np.float64).reshape(-1)
-    n, d = z.shape
+    n = z.shape[0]
     b = _check_b(b, n)
-    if w.shape[0] != d or c.shape[0] != n:
-        raise InvalidDataError(
-            f"w has {w.shape[0]} entries and c {c.shape[0]}, but Z has shape "
-            f"{z.shape}; pass w of length d and c of length N."
-        )
-    if not (np.isfinite(z).all() and np.isfinite(w).all() and np.isfinite(c).all()):
-        raise InvalidDataError("Z, w and c must be finite.")
-    if tolerance is None:
-        tolerance = certificate_tolerance(z, c, fp_residual)
 
-    # Exact inputs in a private context.
-    mp = mpmath.MPContext()
-    mp.dps = int(dps)
-    Zm = [[mp.mpf(float(x)) for x in row] for row in z]
-    wm = [mp.mpf(float(x)) for x in w]
-    cm = [mp.mpf(float(x)) for x in c]
+    def batch_metric(mp, Zm, cm, h):
+        # M_b(c) = sqrt((b - 1) h^2 + (N - b) sum_i c_i^2 z_i^2).
+        d = len(h)
+        q = [mp.fsum(cm[i] ** 2 * Zm[i][k] ** 2 for i in range(n)) for k in range(d)]
+        return [mp.sqrt((b - 1) * h[k] ** 2 + (n - b) * q[k]) for k in range(d)]
 
-    # The conjectured metric M_b(c), h = sum_i c_i z_i and the margins.
-    h = [mp.fsum(cm[i] * Zm[i][k] for i in range(n)) for k in range(d)]
-    q = [mp.fsum(cm[i] ** 2 * Zm[i][k] ** 2 for i in range(n)) for k in range(d)]
-    mdiag = [mp.sqrt((b - 1) * h[k] ** 2 + (n - b) * q[k]) for k in range(d)]
-    s = [mp.fsum(Zm[i][k] * wm[k] for k in range(d)) for i in range(n)]
-    s_min = min(s)
-    vanishing = tuple(
-        k for k in range(d) if mdiag[k] == 0 and any(r[k] != 0 for r in Zm)
-    )
-
-    # Stationarity M_b w = alpha h with the least-squares alpha.
-    g = [mdiag[k] * wm[k] for k in range(d)]
-    hh = mp.fsum(x * x for x in h)
-    gg = mp.fsum(x * x for x in g)
-    alpha = mp.fsum(g[k] * h[k] for k in range(d)) / hh if hh > 0 else mp.mpf(0)
-    stat = (
-        mp.sqrt(mp.fsum((g[k] - alpha * h[k]) ** 2 for k in range(d)) / gg)
-        if gg > 0
-        else mp.inf
-    )
-
-    # Complementarity, dual feasibility, and the duality gap of v = w / s_min.
-    csum = mp.fsum(cm)
-    dual_feas = max(mp.mpf(0), -min(cm)) + abs(csum - 1)
-    comp = gap = mp.inf
-    if s_min > 0:
-        comp = mp.fsum(cm[i] * (s[i] - s_min) for i in range(n)) / s_min
-        primal = mp.fsum(mdiag[k] * (wm[k] / s_min) ** 2 for k in range(d)) / 2
-        qq = mp.fsum(h[k] ** 2 / mdiag[k] for k in range(d) if mdiag[k] > 0)
-        h_off = any(h[k] != 0 for k in range(d) if mdiag[k] == 0)
-        if qq > 0 and not h_off and primal > 0:
-            gap = (primal - csum**2 / (2 * qq)) / primal
-
-    # Judge every relative residual against the tolerance.
-    values = {
-        "stationarity": float(stat),
-        "complementarity": float(comp),
-        "dual_feasibility": float(dual_feas),
-        "duality_gap": float(gap),
-    }
-    ok = (
-        alpha > 0
-        and s_min > 0
-        and all(math.isfinite(v) and abs(v) <= tolerance for v in values.values())
-    )
-    return Certificate(
-        alpha=float(alpha),
-        stationarity=values["stationarity"],
-        complementarity=values["complementarity"],
-        dual_feasibility=values["dual_feasibility"],
-        min_margin=float(s_min),
-        duality_gap=values["duality_gap"],
-        tolerance=float(tolerance),
-        ok=bool(ok),
-        dps=int(dps),
-        vanishing=vanishing,
-    )
+    return certify(Z, w, c, dps, fp_residual=fp_residual, tolerance=tolerance,
+                   metric=batch_metric)
 
 
 @dataclass(frozen=True, eq=False)

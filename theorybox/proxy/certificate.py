@@ -39,6 +39,7 @@ dual feasibility).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -130,6 +131,7 @@ def certify(
     *,
     fp_residual: float = 0.0,
     tolerance: float | None = None,
+    metric: Callable | None = None,
 ) -> Certificate:
     """Certify in high precision that ``w`` is the direction predicted by ``c``.
 
@@ -147,6 +149,10 @@ def certify(
         ``||T(c) - c||_1`` of ``c``, which widens the default tolerance.
     tolerance : float, optional
         Override the tolerance (:func:`certificate_tolerance`).
+    metric : callable, optional
+        ``metric(mp, Zm, cm, h) -> list`` of the diagonal of the metric in the
+        private context ``mp`` (data ``Zm``, weights ``cm``, ``h = sum_i c_i z_i``),
+        for variants of ``P(c)``; default ``M(c) = sqrt(sum_i c_i^2 z_i^2)``.
 
     Returns
     -------
@@ -175,11 +181,15 @@ def certify(
     wm = [mp.mpf(float(x)) for x in w]
     cm = [mp.mpf(float(x)) for x in c]
 
-    # The metric M(c), the dual direction h = sum_i c_i z_i and the margins.
-    mdiag = [
-        mp.sqrt(mp.fsum(cm[i] ** 2 * Zm[i][k] ** 2 for i in range(n))) for k in range(d)
-    ]
+    # The dual direction h = sum_i c_i z_i, the metric M(c) and the margins.
     h = [mp.fsum(cm[i] * Zm[i][k] for i in range(n)) for k in range(d)]
+    if metric is None:
+        mdiag = [
+            mp.sqrt(mp.fsum(cm[i] ** 2 * Zm[i][k] ** 2 for i in range(n)))
+            for k in range(d)
+        ]
+    else:
+        mdiag = list(metric(mp, Zm, cm, h))
     s = [mp.fsum(Zm[i][k] * wm[k] for k in range(d)) for i in range(n)]
     s_min = min(s)
     vanishing = tuple(
