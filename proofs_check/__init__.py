@@ -13,7 +13,9 @@ Modules, one per claim family: :mod:`~proofs_check.checks_adam` (full-batch Adam
 :mod:`~proofs_check.checks_epoch` (the epoch map and its ``b2 -> 1`` limit),
 :mod:`~proofs_check.checks_proxy` (AdamProxy and its dual fixed point),
 :mod:`~proofs_check.checks_signum` (Signum for every batch size),
-:mod:`~proofs_check.checks_baselines` (GD, SGD, SignGD).
+:mod:`~proofs_check.checks_baselines` (GD, SGD, SignGD),
+:mod:`~proofs_check.checks_steps` (Adam as SignGD step by step; Inc-Adam's
+weighted-GD weights on Rademacher data).
 """
 
 from proofs_check import (  # noqa: F401 (importing registers the checks)
@@ -23,6 +25,7 @@ from proofs_check import (  # noqa: F401 (importing registers the checks)
     checks_persample,
     checks_proxy,
     checks_signum,
+    checks_steps,
 )
 from proofs_check.registry import (
     PROFILES,
