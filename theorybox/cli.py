@@ -113,7 +113,8 @@ def _cmd_reproduce(args) -> int:
     report = _progress_printer()
     report(
         f"headline comparison: full-batch {full} steps, per-sample {per_sample} "
-        f"steps; eta_t = {args.eta0} (t + 1)^-{args.a}; output in {out}"
+        f"steps; eta_t = {args.eta0} (t + 1)^-{args.a} (GD, SGD: constant "
+        f"1 / max_i (|z_i|^2 / 4)); output in {out}"
     )
     from theorybox.optimizers import Schedule
 
