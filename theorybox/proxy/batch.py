@@ -51,9 +51,17 @@ from typing import Any
 
 import numpy as np
 
-from theorybox.errors import InvalidParameterError, SolverError
+from theorybox.errors import InvalidParameterError
 from theorybox.proxy.certificate import Certificate, certify
-from theorybox.proxy.fixedpoint import FixedPointWarning, _clean, _expand, _starts
+from theorybox.proxy.fixedpoint import (
+    FixedPointWarning,
+    _check_search,
+    _clean,
+    _cluster,
+    _expand,
+    _iterate,
+    _starts,
+)
 from theorybox.references.mahalanobis import MahalanobisProblem
 from theorybox.references.maxmargin import _as_z
 
@@ -284,24 +292,6 @@ class BatchPrediction:
         return "\n".join(lines)
 
 
-def _iterate_b(problem, c0, b, damping, tol, max_iter):
-    """``c <- (1 - delta) T_b(c) + delta c`` until ``||T_b(c) - c||_1 <= tol``."""
-    c = c0.copy()
-    history: list[float] = []
-    w = np.zeros(problem.Z.shape[1])
-    for _ in range(max_iter):
-        try:
-            tc, w = batch_dual_map(problem, c, b)
-        except SolverError as exc:
-            return c, w, history or [float("nan")], False, str(exc)
-        r = float(np.abs(tc - c).sum())
-        history.append(r)
-        if r <= tol:
-            return c, w, history, True, None
-        c = (1.0 - damping) * tc + damping * c
-    return c, w, history, False, None
-
-
 def conjectured_batch_prediction(
     Z: Any,
     b: int,
@@ -353,15 +343,7 @@ def conjectured_batch_prediction(
     z_full = _as_z(getattr(Z, "Z", Z))
     n, _ = z_full.shape
     b = _check_b(b, n)
-    deltas = np.atleast_1d(np.asarray(damping, dtype=np.float64))
-    if deltas.size == 0 or np.any(deltas < 0) or np.any(deltas >= 1):
-        raise InvalidParameterError(
-            f"damping must be values in [0, 1); got {damping!r}"
-        )
-    if not (tol > 0 and int(max_iter) >= 1):
-        raise InvalidParameterError(
-            f"need tol > 0 and max_iter >= 1; got tol={tol!r}, max_iter={max_iter!r}"
-        )
+    deltas = _check_search(damping, tol, max_iter)
 
     # Drop features that are zero on every sample; M_b never sees them.
     keep = np.any(z_full != 0.0, axis=0)
@@ -374,8 +356,9 @@ def conjectured_batch_prediction(
     finals: list[tuple[np.ndarray, np.ndarray]] = []
     for s, c0 in enumerate(_starts(n, starts, n_starts, seed, True)):
         for delta in deltas:
-            c, w, hist, ok, error = _iterate_b(
-                problem, c0, b, float(delta), tol, int(max_iter)
+            c, w, hist, ok, error = _iterate(
+                problem, c0, float(delta), tol, int(max_iter),
+                dual=lambda p, c: batch_dual_map(p, c, b),
             )
             runs.append(
                 {
@@ -399,16 +382,8 @@ def conjectured_batch_prediction(
                 )
 
     # Cluster the converged runs by c, then describe and certify each point.
-    clusters: list[list[int]] = []
-    for j, r in enumerate(runs):
-        if not r["converged"]:
-            continue
-        for members in clusters:
-            if np.abs(finals[members[0]][0] - finals[j][0]).sum() <= cluster_tol:
-                members.append(j)
-                break
-        else:
-            clusters.append([j])
+    clusters = _cluster([c for c, _ in finals], [r["converged"] for r in runs],
+                        cluster_tol)
     points: list[BatchPoint] = []
     directions: list[np.ndarray] = []
     for idx, members in enumerate(clusters):

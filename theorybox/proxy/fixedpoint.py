@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,24 +261,57 @@ def _starts(
     return out
 
 
+def _check_search(damping: Any, tol: float, max_iter: int) -> np.ndarray:
+    """The damping values as an array, after checking the search settings."""
+    deltas = np.atleast_1d(np.asarray(damping, dtype=np.float64))
+    if np.any(deltas < 0) or np.any(deltas >= 1) or deltas.size == 0:
+        raise InvalidParameterError(
+            f"damping must be values in [0, 1); got {damping!r}."
+        )
+    if not (tol > 0 and int(max_iter) >= 1):
+        raise InvalidParameterError(
+            f"need tol > 0 and max_iter >= 1; got tol={tol!r}, max_iter={max_iter!r}."
+        )
+    return deltas
+
+
+def _cluster(cs: list[np.ndarray], converged: list[bool], cluster_tol: float):
+    """Indices of the converged runs grouped by ``c`` (l1 distance to the first)."""
+    clusters: list[list[int]] = []
+    for j, c in enumerate(cs):
+        if not converged[j]:
+            continue
+        for members in clusters:
+            if np.abs(cs[members[0]] - c).sum() <= cluster_tol:
+                members.append(j)
+                break
+        else:
+            clusters.append([j])
+    return clusters
+
+
 def _iterate(
     problem: MahalanobisProblem,
     c0: np.ndarray,
     damping: float,
     tol: float,
     max_iter: int,
+    dual: Callable = None,
 ) -> tuple[np.ndarray, np.ndarray, list[float], bool, str | None]:
     """Run ``c <- (1 - delta) T(c) + delta c`` until ``||T(c) - c||_1 <= tol``.
 
-    A solve of ``P(c)`` that fails its a-posteriori check ends the run (not the
-    search): the run is returned unconverged with the error message.
+    ``dual(problem, c) -> (T(c), w(c))`` is the map (default :func:`dual_map`;
+    the batch-size conjecture passes its own). A solve that fails its
+    a-posteriori check ends the run (not the search): the run is returned
+    unconverged with the error message.
     """
+    dual = dual or dual_map
     c = c0.copy()
     history: list[float] = []
     w = np.zeros(problem.Z.shape[1])
     for _ in range(max_iter):
         try:
-            tc, w = dual_map(problem, c)
+            tc, w = dual(problem, c)
         except SolverError as exc:
             return c, w, history or [float("nan")], False, str(exc)
         r = float(np.abs(tc - c).sum())
@@ -351,15 +385,7 @@ def solve_fixed_point(
     started = time.perf_counter()
     z_full = _as_z(getattr(Z, "Z", Z))
     n, d = z_full.shape
-    deltas = np.atleast_1d(np.asarray(damping, dtype=np.float64))
-    if np.any(deltas < 0) or np.any(deltas >= 1) or deltas.size == 0:
-        raise InvalidParameterError(
-            f"damping must be values in [0, 1); got {damping!r}."
-        )
-    if not (tol > 0 and int(max_iter) >= 1):
-        raise InvalidParameterError(
-            f"need tol > 0 and max_iter >= 1; got tol={tol!r}, max_iter={max_iter!r}."
-        )
+    deltas = _check_search(damping, tol, max_iter)
 
     # Drop features that are zero on every sample; M never sees them.
     keep = np.any(z_full != 0.0, axis=0)
@@ -416,16 +442,7 @@ def solve_fixed_point(
                 )
 
     # Cluster the converged runs by their c.
-    clusters: list[list[int]] = []
-    for j, r in enumerate(runs):
-        if not r.converged:
-            continue
-        for members in clusters:
-            if np.abs(runs[members[0]].c - r.c).sum() <= cluster_tol:
-                members.append(j)
-                break
-        else:
-            clusters.append([j])
+    clusters = _cluster([r.c for r in runs], [r.converged for r in runs], cluster_tol)
 
     # Describe each distinct point: direction, vanishing coordinates, certificate.
     points: list[FixedPoint] = []
