@@ -16,6 +16,7 @@ from typing import Any
 from theorybox.data.bundled import BUNDLED, load_bundled
 from theorybox.data.dataset import (
     Dataset,
+    as_z,
     drop_zero_features,
     make_dataset,
     validate_xy,
@@ -40,6 +41,7 @@ __all__ = [
     "Dataset",
     "make_dataset",
     "validate_xy",
+    "as_z",
     "drop_zero_features",
     "SeparabilityResult",
     "check_separable",

@@ -21,7 +21,42 @@ import numpy as np
 
 from theorybox.errors import InvalidDataError
 
-__all__ = ["Dataset", "make_dataset", "validate_xy", "drop_zero_features"]
+__all__ = ["Dataset", "as_z", "make_dataset", "validate_xy", "drop_zero_features"]
+
+
+def as_z(Z: Any) -> np.ndarray:
+    """``Z`` (or a Dataset's ``Z``) as a fresh C-contiguous, finite float64 matrix.
+
+    The one check every layer applies to signed samples ``z_i = y_i x_i``: real,
+    rectangular, two-dimensional, non-empty and finite; the error names the first
+    offending entry.
+    """
+    raw = getattr(Z, "Z", Z)
+    if np.iscomplexobj(raw):
+        raise InvalidDataError(
+            "Z is complex; pass the real signed samples z_i = y_i x_i"
+        )
+    try:
+        arr = np.array(raw, dtype=np.float64, copy=True, order="C")
+    except (TypeError, ValueError) as exc:
+        raise InvalidDataError(
+            f"Z cannot be read as a rectangular float64 array ({exc}); pass the "
+            "signed samples z_i = y_i x_i as an (N, d) array or a Dataset."
+        ) from None
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InvalidDataError(
+            f"Z must be a non-empty 2-D array of shape (N, d), with at least one "
+            f"sample and one feature, but has shape {arr.shape}; pass the signed "
+            "samples as rows (one sample: Z.reshape(1, -1))."
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i, k = np.argwhere(bad)[0]
+        raise InvalidDataError(
+            f"Z holds {int(bad.sum())} non-finite value(s); the first is Z[{i}, {k}]"
+            f" = {arr[i, k]}; remove or impute these samples."
+        )
+    return arr
 
 logger = logging.getLogger(__name__)
 

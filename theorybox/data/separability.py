@@ -24,7 +24,8 @@ import numpy as np
 import scipy
 from scipy.optimize import linprog
 
-from theorybox.errors import InvalidDataError, NotSeparableError, SolverError
+from theorybox.data.dataset import as_z
+from theorybox.errors import NotSeparableError, SolverError
 
 __all__ = ["SeparabilityResult", "check_separable", "separability_tolerance"]
 
@@ -80,32 +81,6 @@ class SeparabilityResult:
     status: int
     solver_message: str
     iterations: int
-
-
-def _as_z(Z: Any) -> np.ndarray:
-    """Return ``Z`` (or a Dataset's ``Z``) as a validated float64 matrix."""
-    if hasattr(Z, "Z") and hasattr(Z, "y"):
-        return np.asarray(Z.Z, dtype=np.float64)
-    try:
-        Z = np.asarray(Z, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidDataError(
-            f"Z cannot be read as a rectangular float64 array ({exc}); pass the "
-            "signed samples z_i = y_i x_i as an (N, d) array or a Dataset."
-        ) from exc
-    if Z.ndim != 2 or Z.shape[0] == 0 or Z.shape[1] == 0:
-        raise InvalidDataError(
-            f"Z must be a non-empty 2-D array of shape (N, d) but has shape "
-            f"{Z.shape}; pass the signed samples z_i = y_i x_i as rows."
-        )
-    bad = ~np.isfinite(Z)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        raise InvalidDataError(
-            f"Z holds {rows.size} non-finite value(s); the first is Z[{rows[0]}, "
-            f"{cols[0]}] = {Z[rows[0], cols[0]]}; remove or impute these samples."
-        )
-    return Z
 
 
 def separability_tolerance(Z: np.ndarray) -> float:
@@ -244,7 +219,7 @@ def check_separable(Z: Any) -> SeparabilityResult:
     The LP is solved on ``Z / max|z|`` for conditioning; margins are reported in the
     units of ``Z``. HiGHS runs with its feasibility tolerances at ``1e-10``.
     """
-    Z = _as_z(Z)
+    Z = as_z(Z)
     n, d = Z.shape
     tol = separability_tolerance(Z)
     zmax = float(np.abs(Z).max())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from theorybox.data.dataset import as_z
 from theorybox.engine.kernel import SCHEME_CODES, build_kernel, switch_values
 from theorybox.engine.state import EngineState
 from theorybox.errors import InvalidDataError, PrecisionWarning
@@ -54,28 +55,6 @@ def check_start(w0, d: int) -> np.ndarray:
             + ("" if np.isfinite(w0).all() else " with NaN or inf entries")
         )
     return w0
-
-
-def as_z(Z) -> np.ndarray:
-    """``Z`` (or a dataset's ``Z``) as a C-contiguous, finite float64 matrix."""
-    raw = getattr(Z, "Z", Z)
-    if np.iscomplexobj(raw):
-        raise InvalidDataError("Z is complex; theorybox needs real data")
-    try:
-        Z = np.ascontiguousarray(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidDataError(
-            f"Z cannot be read as a numeric matrix ({exc}); pass an N x d array of "
-            "numbers with the same number of features in every row"
-        ) from None
-    if Z.ndim != 2 or Z.shape[0] == 0 or Z.shape[1] == 0:
-        raise InvalidDataError(
-            f"Z must be a non-empty 2-D array (samples x features); got shape "
-            f"{Z.shape}"
-        )
-    if not np.isfinite(Z).all():
-        raise InvalidDataError("Z contains NaN or inf; clean the data first")
-    return Z
 
 
 class _Workspace:

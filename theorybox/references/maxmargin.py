@@ -46,6 +46,7 @@ import clarabel
 import cvxpy as cp
 import numpy as np
 
+from theorybox.data.dataset import as_z
 from theorybox.errors import (
     InvalidDataError,
     NotSeparableError,
@@ -250,30 +251,8 @@ class MergedDuals(NamedTuple):
 
 
 def _as_z(Z: Any) -> np.ndarray:
-    """Validate ``Z`` and return it as a fresh C-contiguous float64 array."""
-    try:
-        arr = np.array(Z, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidDataError(
-            f"Z could not be read as a float64 array ({exc}); pass an (N, d) array "
-            "of real numbers, rows z_i = y_i x_i."
-        ) from exc
-    if arr.ndim != 2:
-        raise InvalidDataError(
-            f"Z has shape {arr.shape}; pass a 2-D (N, d) array (reshape a single "
-            "sample with Z.reshape(1, -1))."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InvalidDataError(
-            f"Z has shape {arr.shape}; it needs at least one sample and one feature."
-        )
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i, k = np.argwhere(bad)[0]
-        raise InvalidDataError(
-            f"Z has {int(bad.sum())} non-finite entries (first Z[{i}, {k}] = "
-            f"{arr[i, k]}); remove or impute them before computing references."
-        )
+    """Validate ``Z`` (:func:`theorybox.data.as_z`), and refuse all-zero data."""
+    arr = as_z(Z)
     if not np.abs(arr).max() > 0.0:
         raise InvalidDataError(
             "Z is all zeros, so no direction separates it; check the features."
