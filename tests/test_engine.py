@@ -641,3 +641,38 @@ def test_user_registered_stateful_optimizer(private_registry):
     with pytest.raises(InvalidParameterError, match="already registered"):
         register(OptimizerSpec(name, heavy_ball_step, state=(("m", 1),),
                                hyper={"mu": 0.5}))
+
+
+def _reads_q_late(lr, t, s, G, Q):
+    step = ops.mulexp(lr * G, s)
+    return (-step / (1.0 + 0.0 * Q),)
+
+
+def test_kernel_forms_q_only_for_rules_that_read_it(private_registry):
+    """The sum of squared gradients is left out of a kernel whose rule ignores it.
+
+    Checked from the generated source, and for a user rule that reads ``Q`` only in
+    its last line: its kernel still forms ``Q``, and the rule (GD divided by the
+    exact ``1 + 0 Q``) runs to GD's bits.
+    """
+    from theorybox.engine.kernel import kernel_source, reads_argument
+
+    for name in ("gd", "signgd", "signum", "adam"):
+        spec = get_optimizer(name)
+        assert not reads_argument(spec.rule, "Q"), name
+        assert "qs +=" not in kernel_source(spec), name
+    for name in ("adamproxy", "phi-proxy"):
+        spec = get_optimizer(name)
+        assert reads_argument(spec.rule, "Q"), name
+        assert "qs +=" in kernel_source(spec), name
+    assert reads_argument(_reads_q_late, "Q")
+
+    name = "test-engine-reads-q-late"
+    register(OptimizerSpec(name, _reads_q_late), replace=True)
+    assert "qs +=" in kernel_source(get_optimizer(name))
+    config = RunConfig(name, 25, schedule=CONST, batching=Batching("full"))
+    gd = RunConfig("gd", 25, schedule=CONST, batching=Batching("full"))
+    np.testing.assert_array_equal(
+        run(Z_DENSE, config, w0=W0_DENSE, checkpoints=[25]).w,
+        run(Z_DENSE, gd, w0=W0_DENSE, checkpoints=[25]).w,
+    )

@@ -10,13 +10,17 @@ versions, which the engine and the mpmath backend rely on to draw the same batch
 import math
 
 import mpmath
+import numba
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from theorybox.losses import (
+    EXP_ZERO,
     LOSS_CODES,
+    SOFTPLUS_LINEAR,
+    exp_or_zero,
     log_loss,
     log_weight,
     log_weight_scalar,
@@ -180,6 +184,39 @@ def test_numba_and_numpy_log_weight_agree(s):
         a = log_weight_scalar(s, code)
         b = float(log_weight(s, loss))
         assert abs(a - b) <= 2 * LOSS_RTOL * abs(b)
+
+
+@numba.njit(cache=False)
+def _softplus_in_full(s):
+    """``log g(s)`` of the logistic loss without the kernel's shortcuts."""
+    if s > 0.0:
+        return -(s + math.log1p(math.exp(-s)))
+    return -math.log1p(math.exp(s))
+
+
+def test_kernel_shortcuts_keep_every_bit():
+    """The compiled weight and exp skip work, never change a result.
+
+    ``log_weight_scalar`` returns ``-s`` past SOFTPLUS_LINEAR and ``exp_or_zero``
+    returns 0 below EXP_ZERO; on a grid straddling both thresholds (and the
+    thresholds' neighbours in float64) the bits equal the full evaluation.
+    """
+    edges = [SOFTPLUS_LINEAR, -SOFTPLUS_LINEAR, EXP_ZERO, -EXP_ZERO, 0.0, 37.4]
+    grid = np.concatenate([
+        np.linspace(-800.0, 800.0, 40001),
+        np.geomspace(1e-300, 1e5, 2001),
+        -np.geomspace(1e-300, 1e5, 2001),
+        [np.nextafter(e, side) for e in edges for side in (-np.inf, np.inf)],
+        edges,
+    ])
+    code = LOSS_CODES["logistic"]
+    for s in grid:
+        s = float(s)
+        assert log_weight_scalar(s, code) == _softplus_in_full(s), s
+        if s < 709.0:  # math.exp raises OverflowError above 709.78
+            assert exp_or_zero(s) == math.exp(s), s
+        assert math.copysign(1.0, log_weight_scalar(s, code)) == math.copysign(
+            1.0, _softplus_in_full(s)), s
 
 
 # The random stream.

@@ -25,15 +25,36 @@ __all__ = ["LOSS_CODES", "log_weight", "log_loss", "mean_log_loss", "weights"]
 LOSS_CODES = {"logistic": 0, "exponential": 1}
 
 
+#: ``exp(x)`` rounds to 0 for every ``x`` below this (``e^-745.2 < 2^-1075``).
+EXP_ZERO = -745.2
+
+#: For ``s`` above this, ``log1p(e^-s) < 2^-54`` is under half an ulp of ``s``.
+SOFTPLUS_LINEAR = 40.0
+
+
+@numba.njit(inline="always", cache=False)
+def exp_or_zero(x):
+    """``math.exp(x)``, bit for bit, without libm's slow path for underflow."""
+    if x < EXP_ZERO:
+        return 0.0
+    return math.exp(x)
+
+
 @numba.njit(cache=False)
 def log_weight_scalar(s, code):
-    """``log g(s)`` for one margin (``code`` from :data:`LOSS_CODES`)."""
+    """``log g(s)`` for one margin (``code`` from :data:`LOSS_CODES`).
+
+    The same bits as ``-softplus(s)`` evaluated in full; the shortcuts only skip
+    work whose result is known (an addend below half an ulp, an exp that is 0).
+    """
     if code == 1:
         return -s
     # -softplus(s), split by sign so that exp never overflows.
     if s > 0.0:
+        if s > SOFTPLUS_LINEAR:
+            return -s
         return -(s + math.log1p(math.exp(-s)))
-    return -math.log1p(math.exp(s))
+    return -math.log1p(exp_or_zero(s))
 
 
 def log_weight(s, loss: str = "logistic") -> np.ndarray:

@@ -33,6 +33,7 @@ notebook cell or by ``exec``) is compiled in memory, as before.
 
 from __future__ import annotations
 
+import dis
 import hashlib
 import importlib.util
 import inspect
@@ -51,7 +52,7 @@ import numpy as np
 
 from theorybox.arith import ops as ops_module
 from theorybox.arith.ops import bind_ops, numba_ops
-from theorybox.losses import log_weight_scalar
+from theorybox.losses import exp_or_zero, log_weight_scalar
 from theorybox.optimizers import rules as rules_module
 from theorybox.rng import epoch_key_nb, permutation_nb, uniform_nb
 
@@ -71,14 +72,14 @@ _JUMP = 300.0
 _FAST = 1e-140
 
 #: Bump when the layout of the generated module changes.
-_FORMAT = "4"
+_FORMAT = "5"
 
 # The hot loop. Everything a step reads repeatedly (hyperparameters, moments, the
 # step counter, the stall counters) lives in local variables, so that the compiler
 # can keep it in registers and hoist the rule's hyperparameter branches; the state
 # arrays are read and written once per coordinate and step.
 _TEMPLATE = '''
-def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
+def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
             scheme, bsize, loss_code, stall, perm, idx, lg, eq, dw_out):
     n, d = Z.shape
     nb = (n + bsize - 1) // bsize
@@ -136,19 +137,40 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
                     idx[q] = min(int(uniform_nb(key, start + q) * n), n - 1)
 
         # Log-weights of the batch, and weights relative to the largest.
+        # Each margin sums its products in coordinate order; with several samples
+        # the samples' sums advance together, which keeps the same order per
+        # sample but lets the processor overlap them.
+        if nbatch == 1:
+            s_i = 0.0
+            row = Z[idx[0]]
+            for k in range(d):
+                s_i += row[k] * w[k]
+            lg[0] = s_i
+        elif scheme == 0:
+            for q in range(n):
+                lg[q] = 0.0
+            for k in range(d):
+                wk = w[k]
+                col = Zt[k]
+                for q in range(n):
+                    lg[q] += col[q] * wk
+        else:
+            for q in range(nbatch):
+                lg[q] = 0.0
+            for k in range(d):
+                wk = w[k]
+                col = Zt[k]
+                for q in range(nbatch):
+                    lg[q] += col[idx[q]] * wk
         lgmax = -np.inf
         for q in range(nbatch):
-            i = idx[q]
-            s_i = 0.0
-            for k in range(d):
-                s_i += Z[i, k] * w[k]
-            lg[q] = log_weight_scalar(s_i, loss_code)
+            lg[q] = log_weight_scalar(lg[q], loss_code)
             if lg[q] > lgmax:
                 lgmax = lg[q]
         # exp(0) = 1 exactly: the largest weight needs no exp.
         for q in range(nbatch):
             x = lg[q] - lgmax
-            eq[q] = 1.0 if x == 0.0 else math.exp(x)
+            eq[q] = 1.0 if x == 0.0 else exp_or_zero(x)
         i0 = idx[0]
         e0 = eq[0]
 
@@ -160,14 +182,14 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
         if nbatch > 1:
             for k in range(d):
                 gsa[k] = 0.0
-                qsa[k] = 0.0
+                qsa[k] = 0.0  # Q
             for q in range(nbatch):
                 e = eq[q]
                 row = Zg[idx[q]]
                 for k in range(d):
                     zk = row[k]
                     gsa[k] -= e * zk
-                    qsa[k] += e * e * zk * zk
+                    qsa[k] += e * e * zk * zk  # Q
             for j in range(n_sparse):
                 k = sparse_cols[j]
                 em = 0.0
@@ -199,14 +221,14 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
                 if zk != 0.0:
                     touched = True
                     gs -= e0 * zk
-                    qs += e0 * e0 * zk * zk
+                    qs += e0 * e0 * zk * zk  # Q
                     if e0 > emax:
                         emax = e0
             else:
                 emax = ema[k]
                 touched = tca[k] > 0.0
                 gs = gsa[k]
-                qs = qsa[k]
+                qs = qsa[k]  # Q
             sg = 0.0
             if touched:
                 sg = lgmax
@@ -220,9 +242,9 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
                     for q in range(nbatch):
                         zk = Zg[idx[q], k]
                         if zk != 0.0:
-                            e = math.exp(lg[q] - sg)
+                            e = exp_or_zero(lg[q] - sg)
                             gs -= e * zk
-                            qs += e * e * zk * zk
+                            qs += e * e * zk * zk  # Q
                 # Columns of extreme magnitude were rescaled by a power of 2.
                 sg = sg + zlog[k]
             # x / 1 is x exactly, so one sample a step skips the division.
@@ -255,19 +277,19 @@ def one_run(Z, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
     return t
 
 
-def serial(Z, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds,
+def serial(Z, Zt, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds,
            streams, schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
     n = Z.shape[1]
     for r in range(w.shape[0]):
         tcount[r] = one_run(
-            Z[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
+            Z[zsel[r]], Zt[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
             nsteps, hy[r], sched[r, 0], sched[r, 1], sched[r, 2], seeds[r], streams[r],
             schemes[r], bsizes[r], losses[r], stall[r], perm[r, :n], idx[r],
             lg[r], eq[r], dw_out[r],
         )
 
 
-def parallel(Z, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds,
+def parallel(Z, Zt, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds,
              streams, schemes, bsizes, losses, stall, perm, idx, lg, eq, dw_out):
     n = Z.shape[1]
     eta0s = sched[:, 0].copy()
@@ -275,7 +297,7 @@ def parallel(Z, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds,
     powers = sched[:, 2].copy()
     for r in numba.prange(w.shape[0]):
         tcount[r] = one_run(
-            Z[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
+            Z[zsel[r]], Zt[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
             nsteps, hy[r], eta0s[r],
             t0s[r], powers[r], seeds[r], streams[r], schemes[r], bsizes[r],
             losses[r], stall[r], perm[r, :n], idx[r], lg[r], eq[r], dw_out[r],
@@ -303,7 +325,7 @@ _MERGE_STATEFUL = """\
                     x = sg - sc
                     last_f = 1.0 if x == 0.0 else math.exp(x)
                 G = G * last_f
-                Q = Q * last_f * last_f
+                Q = Q * last_f * last_f  # Q
             else:
                 G = 0.0
                 Q = 0.0
@@ -345,8 +367,40 @@ def switch_values(spec, hyper) -> tuple[tuple[int, float], ...]:
     return tuple((j, float(values[j])) for j in switch_positions(spec))
 
 
+def reads_argument(rule, name: str) -> bool:
+    """Whether ``rule``'s code ever reads its argument ``name``.
+
+    Read from the bytecode: any instruction that loads the local ``name``. A rule
+    whose code cannot be inspected this way counts as reading it.
+    """
+    code = getattr(rule, "__code__", None)
+    if code is None or name not in code.co_varnames:
+        return code is None
+    for instruction in dis.get_instructions(code):
+        if not instruction.opname.startswith("LOAD_"):
+            continue
+        value = instruction.argval
+        if value == name or (isinstance(value, tuple) and name in value):
+            return True
+    return False
+
+
 def _render(spec, switches=()) -> str:
-    """The kernel's source for one optimizer spec and fixed switch values."""
+    """The kernel's source for one optimizer spec and fixed switch values.
+
+    Lines of the template tagged ``# Q`` form the sum of squared per-sample
+    gradients ``Q``; they are left out for a rule that never reads ``Q`` (all but
+    the AdamProxy family), which then receives ``Q = 0``.
+    """
+    source = _render_all(spec, switches)
+    if reads_argument(spec.rule, "Q"):
+        return source
+    return "\n".join(
+        line for line in source.split("\n") if not line.endswith("  # Q")
+    )
+
+
+def _render_all(spec, switches=()) -> str:
     ns = len(spec.state)
     nh = len(spec.hyper)
     fixed = dict(switches)
@@ -507,6 +561,7 @@ def _globals_for(spec) -> dict:
         "numba": numba,
         "RULE": numba.njit(inline="always")(bind_ops(spec.rule, numba_ops)),
         "log_weight_scalar": log_weight_scalar,
+        "exp_or_zero": exp_or_zero,
         "epoch_key_nb": epoch_key_nb,
         "permutation_nb": permutation_nb,
         "uniform_nb": uniform_nb,

@@ -136,8 +136,9 @@ def call_kernel(kernel, Z3, zsel, state, nsteps, args, streams, ws, *,
     and ``streams`` each run's index in its seed's random stream.
     """
     Zg, zlog = column_scaling(Z3)
+    Zt = np.ascontiguousarray(Z3.transpose(0, 2, 1))
     kernel(
-        Z3, Zg, zlog, zsel, state.w, state.moments, state.scale, state.t, int(nsteps),
+        Z3, Zt, Zg, zlog, zsel, state.w, state.moments, state.scale, state.t, int(nsteps),
         args["hyper"], args["sched"], args["seeds"], streams, args["schemes"],
         args["bsizes"], args["losses"], state.stall, ws.perm, ws.idx, ws.lg, ws.eq,
         ws.dw, parallel=parallel,
