@@ -282,7 +282,8 @@ def serial(Z, Zt, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, seeds
     n = Z.shape[1]
     for r in range(w.shape[0]):
         tcount[r] = one_run(
-            Z[zsel[r]], Zt[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
+            Z[zsel[r]], Zt[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r],
+            scale[r], tcount[r],
             nsteps, hy[r], sched[r, 0], sched[r, 1], sched[r, 2], seeds[r], streams[r],
             schemes[r], bsizes[r], losses[r], stall[r], perm[r, :n], idx[r],
             lg[r], eq[r], dw_out[r],
@@ -297,7 +298,8 @@ def parallel(Z, Zt, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, see
     powers = sched[:, 2].copy()
     for r in numba.prange(w.shape[0]):
         tcount[r] = one_run(
-            Z[zsel[r]], Zt[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r], scale[r], tcount[r],
+            Z[zsel[r]], Zt[zsel[r]], Zg[zsel[r]], zlog[zsel[r]], w[r], st[r],
+            scale[r], tcount[r],
             nsteps, hy[r], eta0s[r],
             t0s[r], powers[r], seeds[r], streams[r], schemes[r], bsizes[r],
             losses[r], stall[r], perm[r, :n], idx[r], lg[r], eq[r], dw_out[r],

@@ -138,7 +138,8 @@ def call_kernel(kernel, Z3, zsel, state, nsteps, args, streams, ws, *,
     Zg, zlog = column_scaling(Z3)
     Zt = np.ascontiguousarray(Z3.transpose(0, 2, 1))
     kernel(
-        Z3, Zt, Zg, zlog, zsel, state.w, state.moments, state.scale, state.t, int(nsteps),
+        Z3, Zt, Zg, zlog, zsel, state.w, state.moments, state.scale, state.t,
+        int(nsteps),
         args["hyper"], args["sched"], args["seeds"], streams, args["schemes"],
         args["bsizes"], args["losses"], state.stall, ws.perm, ws.idx, ws.lg, ws.eq,
         ws.dw, parallel=parallel,
