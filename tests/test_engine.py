@@ -676,3 +676,79 @@ def test_kernel_forms_q_only_for_rules_that_read_it(private_registry):
         run(Z_DENSE, config, w0=W0_DENSE, checkpoints=[25]).w,
         run(Z_DENSE, gd, w0=W0_DENSE, checkpoints=[25]).w,
     )
+
+
+# The kernel's fast path for dense steps.
+
+FAST_CASES = [
+    ("adam-ps", ADAM_OFF, None),
+    ("adam", ADAM_OFF, Batching("full")),
+    ("adam", {"eps": 1e-3, "eps_mode": 1, "bias_correction": 1}, Batching("full")),
+    ("adam-mb", ADAM_OFF, Batching("reshuffle", 2)),
+    ("signum", {"beta": 0.9}, Batching("full")),
+    ("signgd", {}, Batching("full")),
+    ("sgd", {}, Batching("replacement", 2)),
+    ("adamproxy", {}, Batching("full")),
+]
+
+
+def _advance_general_only(Z, config, state, nsteps):
+    """``advance`` with the kernel compiled without its fast path."""
+    from theorybox.engine.kernel import build_kernel, switch_values
+    from theorybox.engine.run import _Workspace, call_kernel, kernel_arguments
+
+    n = Z.shape[0]
+    runs, d = state.w.shape
+    spec = config.spec
+    kernel = build_kernel(spec, switch_values(spec, config.hyper), fast_path=False)
+    call_kernel(kernel, Z[None], np.zeros(runs, dtype=np.int64), state, nsteps,
+                kernel_arguments([config], n, runs), np.arange(runs, dtype=np.int64),
+                _Workspace(n, runs, d))
+
+
+@pytest.mark.parametrize("case", FAST_CASES, ids=lambda c: f"{c[0]}-{c[2]}")
+def test_fast_path_gives_the_general_paths_bits(case):
+    """Dense steps take a shortcut through the per-coordinate bookkeeping; every
+    array of the state is the same, bit for bit, as without it.
+
+    Dense data from the origin (first touches, zero moments) and past the wall
+    with a constant step (moments leave their range and are renormalised, so the
+    coordinates' scales part and meet again), in chunks of 1 to 500 steps.
+    """
+    opt, hyper, batching = case
+    for w0, sched in ((W0_WALL * 0.0, CONST), (W0_WALL, Schedule(0.5, 1.0, 0.0))):
+        config = RunConfig(opt, 0, hyper=hyper, batching=batching, schedule=sched,
+                           loss="logistic", seed=11)
+        ns = len(config.spec.state)
+        fast = EngineState.initial(np.asarray(w0, dtype=np.float64), ns)
+        general = EngineState.initial(np.asarray(w0, dtype=np.float64), ns)
+        for chunk in (1, 3, 40, 500, 500):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                advance(Z_WALL, config, fast, chunk)
+                _advance_general_only(Z_WALL, config, general, chunk)
+            for name in ("w", "moments", "scale", "t", "stall"):
+                a, b = getattr(fast, name), getattr(general, name)
+                assert a.tobytes() == b.tobytes(), (name, chunk, a, b)
+
+
+def test_renormalised_scales_share_a_grid():
+    """A moment that leaves [2^-300, 2^300] is renormalised onto the grid of
+    multiples of 256 log 2, so coordinates of similar size share one scale (and
+    the kernel one merge factor for them)."""
+    from theorybox.engine.kernel import _GRID
+
+    config = RunConfig("signum", 0, hyper={"beta": 0.9}, batching=Batching("full"),
+                       schedule=Schedule(0.5, 1.0, 0.0))
+    state = EngineState.initial(np.zeros(Z_WALL.shape[1]), 1)
+    first_scales = None
+    for _ in range(40):
+        advance(Z_WALL, config, state, 100)
+        if first_scales is None:
+            first_scales = state.scale.copy()
+    scale = state.scale[0]
+    # Every coordinate was renormalised (its scale moved far from the first
+    # touch's), and each scale is an exact multiple of the grid step.
+    assert np.all(np.abs(scale - first_scales[0]) > _GRID)
+    np.testing.assert_array_equal(scale, np.round(scale / _GRID) * _GRID)
+    assert len(np.unique(scale)) < scale.size

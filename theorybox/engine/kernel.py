@@ -9,9 +9,16 @@ of steps. It owns the numerics that keep float64 honest far past the underflow w
 * each coordinate's moments carry their own natural log-scale ``scale[k]``
   (``m = m_stored e^scale``, ``v = v_stored e^(2 scale)``), renormalised whenever a
   stored value leaves ``[2^-300, 2^300]`` (per power), so that a coordinate driven
-  only by far-away samples is never frozen by underflow (theory.md section 5);
+  only by far-away samples is never frozen by underflow (theory.md section 5); a
+  renormalised scale is a multiple of ``256 log 2``, so coordinates of similar size
+  share it;
 * a step whose non-zero update no longer changes any coordinate of ``w`` is
   counted as a *stall*, with the first step at which it happened.
+
+A step forms every coordinate's gradient on the moments' scale first (with a
+fast path when every coordinate is touched and the moments share one scale), then
+applies the rule to all coordinates in a loop without data-dependent branches,
+then renormalises the few moments that left their range.
 
 The kernel's body is written here once; :func:`build_kernel` pastes the rule's
 state and hyperparameter arguments into it and compiles it with numba. Each run is
@@ -70,9 +77,12 @@ _LO = 2.0**-_LIM
 _JUMP = 300.0
 #: e_q >= _FAST for the largest weight of a coordinate keeps the shared-scale path.
 _FAST = 1e-140
+#: Renormalised scales are multiples of this (a factor 2^256), which leaves a
+#: renormalised moment within [2^-128, 2^128] (per power).
+_GRID = 256 * math.log(2.0)
 
 #: Bump when the layout of the generated module changes.
-_FORMAT = "5"
+_FORMAT = "8"
 
 # The hot loop. Everything a step reads repeatedly (hyperparameters, moments, the
 # step counter, the stall counters) lives in local variables, so that the compiler
@@ -89,6 +99,9 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
     cached_epoch = -1
     gsa = np.empty(d)
     qsa = np.empty(d)
+    ga = np.empty(d)
+    qa = np.zeros(d)
+    sa = np.empty(d)
     ema = np.empty(d)
     tca = np.empty(d)
 
@@ -105,6 +118,19 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
                 sparse_cols[n_sparse] = k
                 n_sparse += 1
                 break
+    # Rows without zeros, and whether any column was rescaled: a step whose
+    # samples touch every coordinate of unrescaled columns can take the fast
+    # path below.
+    full_row = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        full_row[i] = True
+        for k in range(d):
+            if Zg[i, k] == 0.0:
+                full_row[i] = False
+    plain_cols = True
+    for k in range(d):
+        if zlog[k] != 0.0:
+            plain_cols = False
     for _ in range(nsteps):
 
         # Step size and this step's batch.
@@ -202,70 +228,97 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
                 ema[k] = em
                 tca[k] = tc
 
+        # Every coordinate's G, Q and scale for the rule. The fast path: each
+        # coordinate is touched with largest weight 1 (so its gradient scale is
+        # lgmax), and (stateful rules) every coordinate's moments are nonzero
+        # and share one scale that lgmax does not jump past; the arithmetic is
+        # the general path's, without its per-coordinate tests.
+        if nbatch == 1:
+            fast = plain_cols and full_row[i0]
+        else:
+            fast = plain_cols and n_sparse == 0
+{fast}
+        if not fast:
+            # The merge factors exp(sg - sc) of this step, for the last two scales sc
+            # met (renormalised scales lie on a grid, so coordinates share them).
+            last_sg = np.nan
+            sc_a = np.nan
+            f_a = 1.0
+            sc_b = np.nan
+            f_b = 1.0
+            for k in range(d):
+
+                # The coordinate's gradient G (batch mean) and Q (sum of squares),
+                # relative to its own log-scale sg. One sample a step is the same
+                # arithmetic without the loop over the batch.
+                touched = False
+                gs = 0.0
+                qs = 0.0
+                emax = 0.0
+                if nbatch == 1:
+                    zk = Zg[i0, k]
+                    if zk != 0.0:
+                        touched = True
+                        gs -= e0 * zk
+                        qs += e0 * e0 * zk * zk  # Q
+                        if e0 > emax:
+                            emax = e0
+                else:
+                    emax = ema[k]
+                    touched = tca[k] > 0.0
+                    gs = gsa[k]
+                    qs = qsa[k]  # Q
+                sg = 0.0
+                if touched:
+                    sg = lgmax
+                    if emax < FAST:
+                        sg = -np.inf
+                        for q in range(nbatch):
+                            if Zg[idx[q], k] != 0.0 and lg[q] > sg:
+                                sg = lg[q]
+                        gs = 0.0
+                        qs = 0.0
+                        for q in range(nbatch):
+                            zk = Zg[idx[q], k]
+                            if zk != 0.0:
+                                e = exp_or_zero(lg[q] - sg)
+                                gs -= e * zk
+                                qs += e * e * zk * zk  # Q
+                    # Columns of extreme magnitude were rescaled by a power of 2.
+                    sg = sg + zlog[k]
+                # x / 1 is x exactly, so one sample a step skips the division.
+                if nbatch == 1:
+                    G = gs
+                else:
+                    G = gs / nbatch
+                Q = qs
+
+                # Bring gradient and stored moments to one scale.
+{merge}
+                ga[k] = G
+                qa[k] = Q
+                sa[k] = s_use
+
+        # The update rule on every coordinate, and whether float64 could resolve
+        # its step (an untouched coordinate has G = 0). Nothing here branches on
+        # the data, so the compiler may vectorise the loop; a moment that leaves
+        # its range is only flagged, and renormalised after it.
         wanted = False
         moved = False
-        last_sg = np.nan
-        last_sc = np.nan
-        last_f = 1.0
+        out_of_range = False
         for k in range(d):
-
-            # The coordinate's gradient G (batch mean) and Q (sum of squares),
-            # relative to its own log-scale sg. One sample a step is the same
-            # arithmetic without the loop over the batch.
-            touched = False
-            gs = 0.0
-            qs = 0.0
-            emax = 0.0
-            if nbatch == 1:
-                zk = Zg[i0, k]
-                if zk != 0.0:
-                    touched = True
-                    gs -= e0 * zk
-                    qs += e0 * e0 * zk * zk  # Q
-                    if e0 > emax:
-                        emax = e0
-            else:
-                emax = ema[k]
-                touched = tca[k] > 0.0
-                gs = gsa[k]
-                qs = qsa[k]  # Q
-            sg = 0.0
-            if touched:
-                sg = lgmax
-                if emax < FAST:
-                    sg = -np.inf
-                    for q in range(nbatch):
-                        if Zg[idx[q], k] != 0.0 and lg[q] > sg:
-                            sg = lg[q]
-                    gs = 0.0
-                    qs = 0.0
-                    for q in range(nbatch):
-                        zk = Zg[idx[q], k]
-                        if zk != 0.0:
-                            e = exp_or_zero(lg[q] - sg)
-                            gs -= e * zk
-                            qs += e * e * zk * zk  # Q
-                # Columns of extreme magnitude were rescaled by a power of 2.
-                sg = sg + zlog[k]
-            # x / 1 is x exactly, so one sample a step skips the division.
-            if nbatch == 1:
-                G = gs
-            else:
-                G = gs / nbatch
-            Q = qs
-
-            # Bring gradient and stored moments to one scale.
-{merge}
-            # The update rule, and whether float64 could resolve its step.
+            s_use = sa[k]
+            G = ga[k]
+            Q = qa[k]
+{load}
             {call}
-            if dw != 0.0 or (touched and G != 0.0):
-                wanted = True
+            wanted |= (dw != 0.0) | (G != 0.0)
             w_old = w[k]
             w_new = w_old + dw
-            if w_new != w_old:
-                moved = True
+            moved |= w_new != w_old
             w[k] = w_new
             dw_out[k] = dw
+{flag}
 {renorm}
         if wanted and not moved:
             if stall_count == 0:
@@ -307,41 +360,93 @@ def parallel(Z, Zt, Zg, zlog, zsel, w, st, scale, tcount, nsteps, hy, sched, see
 '''
 
 _MERGE_STATELESS = """\
-            s_use = sg
+                s_use = sg
 """
 
-_MERGE_STATEFUL = """\
-{load}
-            sc = scale[k]
-            if touched:
-                if {all_zero}:
-                    sc = sg
-                elif sg > sc + JUMP:
-                    f = math.exp(sc - sg)
-{rescale_to_sg}
-                    sc = sg
-                # exp is shared by coordinates with the same two scales.
-                if sg != last_sg or sc != last_sc:
-                    last_sg = sg
-                    last_sc = sc
-                    x = sg - sc
-                    last_f = 1.0 if x == 0.0 else math.exp(x)
-                G = G * last_f
-                Q = Q * last_f * last_f  # Q
+# The fast path's G, Q and scale (sg is lgmax + 0.0, as the general path's
+# lgmax + zlog[k]; 0.0 - x and 0.0 + x are its accumulations from zero).
+_FAST_FILL = """\
+            if nbatch == 1:
+                for k in range(d):
+                    zk = Zg[i0, k]
+                    ga[k] = (0.0 - e0 * zk){f}
+                    qa[k] = (0.0 + e0 * e0 * zk * zk){ff}  # Q
+                    sa[k] = {s}
             else:
-                G = 0.0
-                Q = 0.0
-            s_use = sc
+                for k in range(d):
+                    ga[k] = gsa[k] / nbatch{f}
+                    qa[k] = qsa[k]{ff}  # Q
+                    sa[k] = {s}
+"""
+
+_FAST_STATELESS = """\
+        if fast:
+            sg = lgmax + 0.0
+""" + _FAST_FILL.format(f="", ff="", s="sg")
+
+_FAST_STATEFUL = """\
+        if fast:
+            sg = lgmax + 0.0
+            sc = scale[0]
+            for k in range(d):
+                fast &= (scale[k] == sc) & ({nonzero})
+            fast &= not sg > sc + JUMP
+        if fast:
+            x = sg - sc
+            f = 1.0 if x == 0.0 else math.exp(x)
+""" + _FAST_FILL.format(f=" * f", ff=" * f * f", s="sc")
+
+_MERGE_STATEFUL = """\
+                sc = scale[k]
+                if touched:
+                    if {all_zero}:
+                        sc = sg
+                    elif sg > sc + JUMP:
+                        f = math.exp(sc - sg)
+{rescale_to_sg}
+                        sc = sg
+                    # exp is shared by coordinates with the same two scales.
+                    if sg != last_sg:
+                        last_sg = sg
+                        sc_a = np.nan
+                        sc_b = np.nan
+                    if sc == sc_a:
+                        f = f_a
+                    elif sc == sc_b:
+                        f = f_b
+                    else:
+                        x = sg - sc
+                        f = 1.0 if x == 0.0 else math.exp(x)
+                        sc_b = sc_a
+                        f_b = f_a
+                        sc_a = sc
+                        f_a = f
+                    G = G * f
+                    Q = Q * f * f  # Q
+                else:
+                    G = 0.0
+                    Q = 0.0
+                scale[k] = sc
+                s_use = sc
 """
 
 _RENORM = """\
-            if {out_of_range}:
-                mag = 0.0
+        if out_of_range:
+            for k in range(d):
+{load}
+                if {out_of_range}:
+                    mag = 0.0
 {magnitudes}
-                if mag > HI or 0.0 < mag < LO:
+                    if mag > HI or 0.0 < mag < LO:
 {divide}
-                    sc = sc + math.log(mag)
-            scale[k] = sc
+                        # The new scale is the grid point nearest sc + log(mag), so
+                        # that coordinates of similar size share it (and its merge
+                        # factor).
+                        r = scale[k] + math.log(mag)
+                        sc = math.floor(r / GRID + 0.5) * GRID
+                        f = math.exp(r - sc)
+{regrid}
+                        scale[k] = sc
 {store}
 """
 
@@ -387,14 +492,19 @@ def reads_argument(rule, name: str) -> bool:
     return False
 
 
-def _render(spec, switches=()) -> str:
+def _render(spec, switches=(), fast_path=True) -> str:
     """The kernel's source for one optimizer spec and fixed switch values.
+
+    ``fast_path=False`` leaves out the fast path for dense steps, so that tests can
+    check it against the general path bit for bit.
 
     Lines of the template tagged ``# Q`` form the sum of squared per-sample
     gradients ``Q``; they are left out for a rule that never reads ``Q`` (all but
     the AdamProxy family), which then receives ``Q = 0``.
     """
     source = _render_all(spec, switches)
+    if not fast_path:
+        source = source.replace(_fast_fragment(spec), "        fast = False\n")
     if reads_argument(spec.rule, "Q"):
         return source
     return "\n".join(
@@ -417,13 +527,19 @@ def _render_all(spec, switches=()) -> str:
     call = f"{targets} = RULE({args})"
     if ns == 0:
         return _TEMPLATE.format(
-            hyper_locals=hyper_locals, merge=_MERGE_STATELESS, call=call, renorm=""
+            hyper_locals=hyper_locals, merge=_MERGE_STATELESS, call=call, load="",
+            flag="", renorm="", fast=_fast_fragment(spec),
         )
-    load = "\n".join(f"            x{j} = st[{j}, k]" for j in range(ns))
-    store = "\n".join(f"            st[{j}, k] = x{j}" for j in range(ns))
-    all_zero = " and ".join(f"{ref} == 0.0" for ref in state_args)
+
+    def lines(pattern, indent):
+        return "\n".join(" " * indent + pattern.format(j=j, p=p)
+                         for j, (_, p) in enumerate(spec.state))
+
+    load = lines("x{j} = st[{j}, k]", 12)
+    store = lines("st[{j}, k] = x{j}", 12)
+    all_zero = " and ".join(f"st[{j}, k] == 0.0" for j in range(ns))
     rescale = "\n".join(
-        f"                    x{j} *= {'f' if p == 1 else 'f * f'}"
+        f"                        st[{j}, k] *= {'f' if p == 1 else 'f * f'}"
         for j, (_, p) in enumerate(spec.state)
     )
     merge = _MERGE_STATEFUL.format(load=load, all_zero=all_zero, rescale_to_sg=rescale)
@@ -435,24 +551,41 @@ def _render_all(spec, switches=()) -> str:
         hi, lo = ("HI", "LO") if p == 1 else ("HI * HI", "LO * LO")
         checks.append(f"(abs({ref}) > {hi}) | ((abs({ref}) < {lo}) & ({ref} != 0.0))")
         root = f"abs({ref})" if p == 1 else f"math.sqrt(abs({ref}))"
-        mags.append(f"                mag = max(mag, {root})")
+        mags.append(f"                    mag = max(mag, {root})")
         # Two divisions for v: mag * mag itself can underflow (or overflow).
         div = "mag" if p == 1 else "mag / mag"
-        divides.append(f"                    {ref} = {ref} / {div}")
+        divides.append(f"                        {ref} = {ref} / {div}")
+    regrid = "\n".join(
+        f"                        x{j} *= {'f' if p == 1 else 'f * f'}"
+        for j, (_, p) in enumerate(spec.state)
+    )
+    leaves = " | ".join(f"({c})" for c in checks)
     renorm = _RENORM.format(
-        out_of_range=" | ".join(f"({c})" for c in checks),
+        out_of_range=leaves,
+        load=lines("x{j} = st[{j}, k]", 16),
         magnitudes="\n".join(mags),
         divide="\n".join(divides),
-        store=store,
+        regrid=regrid,
+        store=lines("st[{j}, k] = x{j}", 20),
     )
     return _TEMPLATE.format(
-        hyper_locals=hyper_locals, merge=merge, call=call, renorm=renorm
+        hyper_locals=hyper_locals, merge=merge, call=call, load=load,
+        flag=f"{store}\n            out_of_range |= {leaves}", renorm=renorm,
+        fast=_fast_fragment(spec),
     )
 
 
-def kernel_source(spec, switches=()) -> str:
+def _fast_fragment(spec) -> str:
+    """The fast path's code for ``spec`` (see the template)."""
+    if not spec.state:
+        return _FAST_STATELESS
+    nonzero = " | ".join(f"(st[{j}, k] != 0.0)" for j in range(len(spec.state)))
+    return _FAST_STATEFUL.format(nonzero=nonzero)
+
+
+def kernel_source(spec, switches=(), fast_path=True) -> str:
     """The generated Python source of ``spec``'s kernel (for inspection)."""
-    return _render(spec, switches)
+    return _render(spec, switches, fast_path)
 
 
 # The on-disk cache (K14).
@@ -571,6 +704,7 @@ def _globals_for(spec) -> dict:
         "LO": _LO,
         "JUMP": _JUMP,
         "FAST": _FAST,
+        "GRID": _GRID,
     }
 
 
@@ -661,19 +795,21 @@ _CACHE: dict = {}
 _LOCK = threading.Lock()
 
 
-def build_kernel(spec, switches=()) -> Kernel:
+def build_kernel(spec, switches=(), fast_path=True) -> Kernel:
     """The compiled kernel for ``spec`` and switch values ``switches``.
 
     Compiled once per rule, state layout and switch values (see
     :func:`switch_values`); loaded from the on-disk cache when it is there.
+    ``fast_path=False`` compiles the kernel without its fast path for dense steps
+    (same results, slower; for tests).
     """
     switches = tuple(switches)
-    key = (spec.rule, spec.state, len(spec.hyper), switches)
+    key = (spec.rule, spec.state, len(spec.hyper), switches, fast_path)
     with _LOCK:
         kernel = _CACHE.get(key)
         if kernel is not None:
             return kernel
-        source = _render(spec, switches)
+        source = _render(spec, switches, fast_path)
         directory = cache_dir()
         built = _compile_on_disk(spec, source, directory) if directory else None
         if built is not None:
