@@ -82,7 +82,7 @@ _FAST = 1e-140
 _GRID = 256 * math.log(2.0)
 
 #: Bump when the layout of the generated module changes.
-_FORMAT = "8"
+_FORMAT = "11"
 
 # The hot loop. Everything a step reads repeatedly (hyperparameters, moments, the
 # step counter, the stall counters) lives in local variables, so that the compiler
@@ -109,6 +109,7 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
     # largest weight is exactly 1 (the batch's largest), so only the others need
     # the per-sample bookkeeping below.
     sparse_cols = np.empty(d, dtype=np.int64)
+    live = np.empty(n, dtype=np.int64)
     n_sparse = 0
     for k in range(d):
         ema[k] = 1.0
@@ -173,13 +174,30 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
                 s_i += row[k] * w[k]
             lg[0] = s_i
         elif scheme == 0:
+            # Four coordinates per pass over the samples (the same additions in
+            # the same order) keep the partial sums in registers between them.
             for q in range(n):
                 lg[q] = 0.0
-            for k in range(d):
+            k = 0
+            while k + 4 <= d:
+                w0 = w[k]
+                w1 = w[k + 1]
+                w2 = w[k + 2]
+                w3 = w[k + 3]
+                c0 = Zt[k]
+                c1 = Zt[k + 1]
+                c2 = Zt[k + 2]
+                c3 = Zt[k + 3]
+                for q in range(n):
+                    lg[q] = (((lg[q] + c0[q] * w0) + c1[q] * w1) + c2[q] * w2
+                             ) + c3[q] * w3
+                k += 4
+            while k < d:
                 wk = w[k]
                 col = Zt[k]
                 for q in range(n):
                     lg[q] += col[q] * wk
+                k += 1
         else:
             for q in range(nbatch):
                 lg[q] = 0.0
@@ -204,18 +222,49 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
         # sample by sample over contiguous rows. Each coordinate still sums its
         # samples in batch order, and a zero entry adds an exact zero, so the
         # result is the same as summing coordinate by coordinate over its nonzero
-        # entries; the loop over k has no branch and vectorises.
+        # entries; the loop over k has no branch and vectorises. Samples whose
+        # weight underflowed to 0 are skipped (the sums start at +0 and only ever
+        # subtract or add, so they are never -0 and adding +-0 leaves them as
+        # they are), and the rest are taken four at a time, in order, so that
+        # each sum stays in a register between them.
         if nbatch > 1:
             for k in range(d):
                 gsa[k] = 0.0
                 qsa[k] = 0.0  # Q
+            nlive = 0
             for q in range(nbatch):
-                e = eq[q]
-                row = Zg[idx[q]]
+                if eq[q] != 0.0:
+                    live[nlive] = q
+                    nlive += 1
+            p = 0
+            while p + 4 <= nlive:
+                ea = eq[live[p]]
+                eb = eq[live[p + 1]]
+                ec = eq[live[p + 2]]
+                ed = eq[live[p + 3]]
+                ra = Zg[idx[live[p]]]
+                rb = Zg[idx[live[p + 1]]]
+                rc = Zg[idx[live[p + 2]]]
+                rd = Zg[idx[live[p + 3]]]
+                for k in range(d):
+                    za = ra[k]
+                    zb = rb[k]
+                    zc = rc[k]
+                    zd = rd[k]
+                    gsa[k] = (((gsa[k] - ea * za) - eb * zb) - ec * zc) - ed * zd
+                    qk = qsa[k] + ea * ea * za * za  # Q
+                    qk = qk + eb * eb * zb * zb  # Q
+                    qk = qk + ec * ec * zc * zc  # Q
+                    qsa[k] = qk + ed * ed * zd * zd  # Q
+                p += 4
+            while p < nlive:
+                e = eq[live[p]]
+                row = Zg[idx[live[p]]]
                 for k in range(d):
                     zk = row[k]
                     gsa[k] -= e * zk
                     qsa[k] += e * e * zk * zk  # Q
+                p += 1
             for j in range(n_sparse):
                 k = sparse_cols[j]
                 em = 0.0
