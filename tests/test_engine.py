@@ -752,3 +752,46 @@ def test_renormalised_scales_share_a_grid():
     assert np.all(np.abs(scale - first_scales[0]) > _GRID)
     np.testing.assert_array_equal(scale, np.round(scale / _GRID) * _GRID)
     assert len(np.unique(scale)) < scale.size
+
+
+# Wall-clock limits.
+
+
+def test_time_limit_stops_a_long_run_with_its_state_and_last_metrics():
+    """A run far beyond its time limit stops at a slice boundary soon after the
+    limit, reports it, keeps the metrics of the step reached, and its state is the
+    same bits as an unlimited run to that step."""
+    Z = np.random.default_rng(0).normal(size=(10, 20))
+    config = RunConfig("adam-ps", 10**10, hyper=ADAM_OFF, schedule=DECAY)
+    run(Z, RunConfig("adam-ps", 10, hyper=ADAM_OFF))  # compile outside the limit
+    limit = 0.5
+    result = run(Z, config, time_limit=limit)
+    assert result.status == "time limit"
+    reached = int(result.state.t[0])
+    assert 0 < reached < config.steps
+    assert result.metrics[-1]["t"] == reached
+    assert "time_limit = 0.5 s" in result.messages[0]
+    # Slices last about half a second; allow for a loaded machine.
+    assert result.wall_time < limit + 10.0
+
+    plain = run(Z, RunConfig("adam-ps", reached, hyper=ADAM_OFF, schedule=DECAY),
+                checkpoints=[reached])
+    np.testing.assert_array_equal(result.state.w, plain.state.w)
+    np.testing.assert_array_equal(result.state.moments, plain.state.moments)
+
+
+def test_time_limit_not_reached_changes_nothing():
+    config = RunConfig("signum", 3000, hyper={"beta": 0.9}, schedule=DECAY)
+    free = run(Z_DENSE, config, w0=W0_DENSE)
+    limited = run(Z_DENSE, config, w0=W0_DENSE, time_limit=600)
+    assert limited.status == free.status == "ok"
+    np.testing.assert_array_equal(limited.steps, free.steps)
+    for a, b in zip(limited.metrics, free.metrics, strict=True):
+        np.testing.assert_array_equal(a["w"], b["w"])
+
+
+@pytest.mark.parametrize("limit", [0, -1.0, float("nan"), float("inf"), "10"])
+def test_bad_time_limit_raises(limit):
+    config = RunConfig("gd", 10)
+    with pytest.raises(InvalidParameterError, match="time_limit"):
+        run(Z_DENSE, config, time_limit=limit)

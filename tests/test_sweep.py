@@ -135,6 +135,10 @@ def test_ids_are_stable_and_canonical():
          r"optimizers\[0\].*eta0 = -1\.0.*positive"),
         ({"optimizers": [{"name": "gd", "_test_raise": "OSError"}]},
          r"_test_raise.*MemoryError"),
+        ({"sweep": {"seeds": [0], "time_limit_s": 0}},
+         r"sweep\.time_limit_s.*positive number of seconds"),
+        ({"sweep": {"seeds": [0], "time_limit_s": "1h"}},
+         r"sweep\.time_limit_s.*positive number of seconds"),
     ],
 )
 def test_validation_errors_name_the_key(sweep, match):
@@ -195,6 +199,26 @@ def test_run_cell_row_and_error_row():
     assert row["status"] == "error"
     assert row["error"].startswith("MemoryError: test-only failure")
     assert "cos2" not in row
+
+
+def test_time_limit_stops_a_cell_with_its_step_and_metrics():
+    """``[sweep] time_limit_s`` bounds each cell's run; a cell that reaches it is
+    recorded as ``time limit`` (a failure: ``--retry-failed`` reruns it) with the
+    step it reached and that step's metrics. The limit is not part of the id."""
+    short = spec_of([{"name": "adam"}], steps=10**10, time_limit_s=0.5)
+    (cell,) = short.cells
+    (free,) = spec_of([{"name": "adam"}], steps=10**10).cells
+    assert cell.id == free.id and cell.time_limit == 0.5
+    run_cell(dict(spec_of([{"name": "adam"}], steps=10).cells[0].to_dict(), sweep="t"))
+    row = run_cell(dict(cell.to_dict(), sweep="t"))
+    assert row["status"] == "time limit" and "time limit" in FAILED_STATUSES
+    assert 0 < row["steps_done"] < row["steps"] == 10**10
+    assert "time_limit = 0.5 s" in row["error"]
+    assert -1 <= row["cos2"] <= 1
+
+    (done,) = spec_of([{"name": "adam"}], steps=50, time_limit_s=600).cells
+    row = run_cell(dict(done.to_dict(), sweep="t"))
+    assert row["status"] == "ok" and row["steps_done"] == 50
 
 
 # Dask runs.

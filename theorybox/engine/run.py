@@ -7,6 +7,7 @@ hands the iterate to a metrics function, keeps what it returns, and goes on.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import numpy as np
 from theorybox.data.dataset import as_z
 from theorybox.engine.kernel import SCHEME_CODES, build_kernel, switch_values
 from theorybox.engine.state import EngineState
-from theorybox.errors import InvalidDataError, PrecisionWarning
+from theorybox.errors import InvalidDataError, InvalidParameterError, PrecisionWarning
 from theorybox.losses import LOSS_CODES
 from theorybox.optimizers.config import RunConfig
 from theorybox.records import Record
@@ -193,7 +194,9 @@ class RunResult:
     stall_count : int
         Number of such steps.
     status : str
-        ``"ok"``, ``"stalled"`` (progress became unresolvable) or ``"nonfinite"``.
+        ``"ok"``, ``"stalled"`` (progress became unresolvable), ``"nonfinite"``
+        or ``"time limit"`` (stopped early by ``run(time_limit=...)``; the last
+        metrics row is the step reached).
     messages : list of str
     wall_time : float
         Seconds spent in :func:`run`.
@@ -248,6 +251,7 @@ def run(
     checkpoints=None,
     metrics: Callable[[np.ndarray, np.ndarray, int], dict] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    time_limit: float | None = None,
 ) -> RunResult:
     """Run ``config`` on data ``Z`` (an array, or anything with a ``Z`` attribute).
 
@@ -266,8 +270,23 @@ def run(
         ``metrics(Z, w, t) -> dict``; default records the iterate only.
     progress : callable, optional
         ``progress(done, total)`` after each checkpoint.
+    time_limit : float, optional
+        Wall-clock seconds. The run advances in slices of about half a second
+        and stops at the first slice boundary past the limit, with status
+        ``"time limit"``, the metrics of the step reached as its last row and the
+        state to continue from (``run(..., state=result.state)`` takes
+        ``config.steps`` further steps). Results are the same bits as without a
+        limit: advancing in pieces is exact.
     """
     started = time.perf_counter()
+    if time_limit is not None and not (
+        isinstance(time_limit, int | float) and math.isfinite(time_limit)
+        and time_limit > 0
+    ):
+        raise InvalidParameterError(
+            f"time_limit = {time_limit!r}: give a positive number of seconds, or "
+            "None for no limit"
+        )
     Z = as_z(Z)
     n, d = Z.shape
     spec = config.spec
@@ -300,24 +319,54 @@ def run(
     status = "ok"
     messages = []
     done = 0
+    recorded = 0
+    deadline = None if time_limit is None else started + float(time_limit)
+    chunk = 1000
     for target in checkpoints:
         if target <= done:
             continue
-        advance(Z, config, state, int(target - done), workspace=workspace)
-        done = int(target)
-        if not (np.isfinite(state.w).all() and np.isfinite(state.moments).all()):
-            status = "nonfinite"
+
+        # Without a limit, one call to the kernel; with one, slices of about half
+        # a second, the clock read between them.
+        timed_out = False
+        while done < target:
+            if deadline is not None and time.perf_counter() >= deadline:
+                timed_out = True
+                break
+            step = int(target - done) if deadline is None else min(
+                int(target - done), chunk)
+            slice_started = time.perf_counter()
+            advance(Z, config, state, step, workspace=workspace)
+            done += step
+            if deadline is not None:
+                spent = max(time.perf_counter() - slice_started, 1e-6)
+                chunk = max(1, min(10**8, int(step * 0.5 / spent)))
+        if done > recorded:
+            recorded = done
+            if not (np.isfinite(state.w).all() and np.isfinite(state.moments).all()):
+                status = "nonfinite"
+                messages.append(
+                    f"non-finite iterate or moments between steps {start + done} and "
+                    "the previous checkpoint; the run was stopped there"
+                )
+                logger.warning(messages[-1])
+                break
+            row = {"t": start + done}
+            row.update(metrics(Z, state.w[0], start + done))
+            rows.append(row)
+            if progress is not None:
+                progress(done, config.steps)
+        if timed_out:
+            status = "time limit"
             messages.append(
-                f"non-finite iterate or moments between steps {start + done} and the "
-                "previous checkpoint; the run was stopped there"
+                f"stopped at step {start + done} of {start + config.steps} after "
+                f"{time.perf_counter() - started:.1f} s (time_limit = {time_limit} "
+                f"s); raise the limit, or continue from result.state (run(..., "
+                f"state=result.state) takes config.steps further steps, here "
+                f"{config.steps - done} to the horizon)"
             )
             logger.warning(messages[-1])
             break
-        row = {"t": start + done}
-        row.update(metrics(Z, state.w[0], start + done))
-        rows.append(row)
-        if progress is not None:
-            progress(done, config.steps)
 
     return finish(config, state, rows, status, messages, started, stacklevel=3)
 

@@ -11,7 +11,9 @@ Rows are appended to ``rows.jsonl`` in the output directory as tasks finish; a
 restarted sweep reads it and skips the cells whose ids it finds. A cell that
 raises is recorded with status ``"error"`` and its cause; a cell whose worker
 dies is recorded as ``"killed (memory)"`` when the worker's nanny reported a
-memory-limit restart, otherwise ``"killed (worker died)"``. The sweep goes on.
+memory-limit restart, otherwise ``"killed (worker died)"``; a cell that reaches
+``[sweep] time_limit_s`` stops with status ``"time limit"`` and the metrics of
+the step it reached. The sweep goes on.
 When the loop ends the rows are written as one table (``sweep.csv``, and
 ``sweep.parquet`` when pyarrow is importable) and a plot of the final
 ``1 - cos`` of every cell.
@@ -53,12 +55,13 @@ PARQUET_FILE = "sweep.parquet"
 PLOT_FILE = "final_1mcos.png"
 
 #: Statuses of a cell that produced no measurement.
-FAILED_STATUSES = ("error", "killed (memory)", "killed (worker died)")
+FAILED_STATUSES = ("error", "killed (memory)", "killed (worker died)", "time limit")
 
 #: Columns of the tidy table, in order; ``hyper_<name>`` columns follow ``hyper``.
 ROW_COLUMNS = (
     "cell_id", "sweep", "dataset", "optimizer", "hyper", "batching", "batch_size",
-    "eta0", "t0", "a", "loss", "seed", "steps", "status", "error", "wall_time",
+    "eta0", "t0", "a", "loss", "seed", "steps", "steps_done", "status", "error",
+    "wall_time",
     "cos2", "one_minus_cos2", "cos_face", "one_minus_cos_face", "cos_inf_vertex",
     "gap2", "gap_inf", "margin2", "margin_inf", "log10_loss", "norm2",
     "stall_step", "gamma2", "gamma_inf", "l2_linf_gap", "d2inf", "discriminating",
@@ -147,12 +150,14 @@ def run_cell(cell: dict) -> dict:
             gamma_inf=refs.linf.gamma,
             face_project=partial(project_to_face, refs.face),
         )
-        result = run(data.Z, config, checkpoints=[config.steps], metrics=metrics)
+        result = run(data.Z, config, checkpoints=[config.steps], metrics=metrics,
+                     time_limit=cell.get("time_limit"))
 
         # The run's final metrics and the dataset's figures, as a record.
         final = result.metrics[-1] if result.metrics else {}
         measured = {k: final[k] for k in _METRIC_KEYS if k in final}
         measured.update(
+            steps_done=int(result.state.t[0]),
             stall_step=result.stall_step,
             gamma2=refs.l2.gamma,
             gamma_inf=refs.linf.gamma,

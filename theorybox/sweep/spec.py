@@ -54,7 +54,7 @@ _TEST_KEYS = ("_test_allocate_mb", "_test_raise")
 #: Exceptions a ``_test_raise`` cell may raise.
 TEST_RAISES = ("MemoryError", "RuntimeError")
 
-_SWEEP_KEYS = ("name", "seeds", "steps", "loss", "eta0", "t0", "a")
+_SWEEP_KEYS = ("name", "seeds", "steps", "loss", "eta0", "t0", "a", "time_limit_s")
 _DATASET_KEYS = ("name", "path", "params", "label", "intercept")
 
 
@@ -100,12 +100,16 @@ class Cell:
         sweeps.
     where : str
         Which entries of the file produced the cell, for messages.
+    time_limit : float or None
+        Wall-clock seconds for the cell's run (``[sweep] time_limit_s``). Not part
+        of the cell's id: it bounds the work, it does not change the numbers.
     """
 
     dataset: DatasetEntry
     config: dict
     test: dict = field(default_factory=dict)
     where: str = ""
+    time_limit: float | None = None
 
     def canonical(self) -> dict:
         """Everything that determines the cell's result, as plain data."""
@@ -152,6 +156,7 @@ class Cell:
             },
             "config": copy.deepcopy(self.config),
             "test": dict(self.test),
+            "time_limit": self.time_limit,
         }
 
 
@@ -470,6 +475,16 @@ def parse_spec(data: dict, *, source: str = "<dict>",
         "t0": sweep.get("t0", 1.0),
         "a": sweep.get("a", 0.5),
     }
+    time_limit = sweep.get("time_limit_s")
+    if time_limit is not None and (
+        isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real)
+        or not math.isfinite(time_limit) or time_limit <= 0
+    ):
+        raise _fail(
+            "sweep.time_limit_s",
+            f"must be a positive number of seconds, got {time_limit!r} (e.g. "
+            "time_limit_s = 3600; leave it out for no limit)",
+        )
     name = sweep.get("name", Path(source).stem if source != "<dict>" else "sweep")
     if not isinstance(name, str) or not name:
         raise _fail("sweep.name", f"must be a non-empty string, got {name!r}")
@@ -494,7 +509,8 @@ def parse_spec(data: dict, *, source: str = "<dict>",
                 config = dict(config, seed=int(seed))
                 cells.append(Cell(dataset=dataset, config=config, test=test,
                                   where=f"datasets {dataset.label!r} x "
-                                        f"optimizers[{i}] x seed {seed}"))
+                                        f"optimizers[{i}] x seed {seed}",
+                                  time_limit=time_limit))
     spec = SweepSpec(name=name, cells=tuple(cells), source=source)
     check_distinct(spec.cells)
     return spec
