@@ -58,6 +58,7 @@ def test_run_on_a_user_file(tmp_path, capsys):
         (["run", "adam", "--batch-size", "1000"], "full-batch scheme"),
         (["run", "adam", "--intercept"], "--intercept"),
         (["run", "adam", "--b2", "0"], "0 < b2 < 1"),
+        (["run", "adam", "--time-limit", "0"], "time_limit = 0.0"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(argv, fragment, capsys):
@@ -131,3 +132,11 @@ def test_conflicting_or_wrong_hyperparameters_are_refused(capsys):
     assert "give it once" in capsys.readouterr().err
     assert main(["run", "phi-proxy", "--hyper", "n=5"]) == 2
     assert "takes n from the data" in capsys.readouterr().err
+
+
+def test_run_with_a_time_limit_keeps_what_it_computed(capsys):
+    assert main(["run", "adam-ps", "--dataset", "iris", "--steps", "10000000000",
+                 "--time-limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "status: time limit" in out
+    assert "note: stopped at step" in out and "time_limit = 1.0 s" in out

@@ -249,7 +249,7 @@ def _cmd_run(args) -> int:
         face_project=lambda u: project_to_face(refs.face, u),
     )
     result = run(Z, config, checkpoints=geometric_checkpoints(args.steps, 3),
-                 metrics=metrics)
+                 metrics=metrics, time_limit=args.time_limit)
     if not result.metrics:
         print("steps = 0: nothing was run")
         return 0
@@ -337,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="key of the batch-order stream")
     one.add_argument("--hyper", action="append", metavar="NAME=VALUE",
                      help="any hyperparameter by name (repeatable), e.g. b=5")
+    one.add_argument("--time-limit", dest="time_limit", type=float,
+                     metavar="SECONDS", help="stop after about this much wall "
+                     "time, keeping what was computed (status 'time limit')")
     one.add_argument("--json", help="write the run's record to this file")
     one.set_defaults(func=_cmd_run)
 
