@@ -84,10 +84,11 @@ _GRID = 256 * math.log(2.0)
 #: Bump when the layout of the generated module changes.
 _FORMAT = "11"
 
-# The hot loop. Everything a step reads repeatedly (hyperparameters, moments, the
-# step counter, the stall counters) lives in local variables, so that the compiler
-# can keep it in registers and hoist the rule's hyperparameter branches; the state
-# arrays are read and written once per coordinate and step.
+# The hot loop. Hyperparameters, the step counter and the stall counters live in
+# local variables, so that the compiler can keep them in registers and hoist the
+# rule's hyperparameter branches. A step makes its passes over the coordinates in
+# the order of the module docstring: gradients on the moments' scale, the rule,
+# renormalisation.
 _TEMPLATE = '''
 def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, stream,
             scheme, bsize, loss_code, stall, perm, idx, lg, eq, dw_out):
@@ -104,12 +105,12 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
     sa = np.empty(d)
     ema = np.empty(d)
     tca = np.empty(d)
+    live = np.empty(n, dtype=np.int64)
 
     # Columns with no zero entry: in any batch every sample touches them and their
     # largest weight is exactly 1 (the batch's largest), so only the others need
     # the per-sample bookkeeping below.
     sparse_cols = np.empty(d, dtype=np.int64)
-    live = np.empty(n, dtype=np.int64)
     n_sparse = 0
     for k in range(d):
         ema[k] = 1.0
@@ -132,6 +133,8 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
     for k in range(d):
         if zlog[k] != 0.0:
             plain_cols = False
+
+    # The steps.
     for _ in range(nsteps):
 
         # Step size and this step's batch.
