@@ -795,3 +795,23 @@ def test_bad_time_limit_raises(limit):
     config = RunConfig("gd", 10)
     with pytest.raises(InvalidParameterError, match="time_limit"):
         run(Z_DENSE, config, time_limit=limit)
+
+
+def test_state_of_another_optimizer_is_refused():
+    """The kernel indexes without bounds checks: a Signum state (one moment) must
+    not reach Adam's kernel (two), nor a float32 or read-only array any kernel."""
+    signum = run(Z_DENSE, RunConfig("signum", 10, hyper={"beta": 0.9}),
+                 checkpoints=[10]).state
+    with pytest.raises(InvalidDataError, match=r"moments.*'adam'.*\(1, 2, 3\)"):
+        run(Z_DENSE, RunConfig("adam", 10), state=signum)
+    gd = run(Z_DENSE, RunConfig("gd", 10), checkpoints=[10]).state
+    with pytest.raises(InvalidDataError, match="moments"):
+        advance(Z_DENSE, RunConfig("signum", 10), gd, 5)
+    odd = signum.copy()
+    odd.scale = odd.scale.astype(np.float32)
+    with pytest.raises(InvalidDataError, match="scale.*float32"):
+        advance(Z_DENSE, RunConfig("signum", 10), odd, 5)
+    frozen = signum.copy()
+    frozen.w.setflags(write=False)
+    with pytest.raises(InvalidDataError, match="state's w"):
+        advance(Z_DENSE, RunConfig("signum", 10), frozen, 5)

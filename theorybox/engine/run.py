@@ -58,6 +58,35 @@ def check_start(w0, d: int) -> np.ndarray:
     return w0
 
 
+def check_state(state: EngineState, n_state: int, d: int, optimizer: str) -> None:
+    """Refuse a state whose arrays do not fit ``optimizer`` on ``d`` features.
+
+    The kernel indexes the arrays without bounds checks, so a state made for
+    another optimizer (another number of moments) must never reach it.
+    """
+    runs = state.w.shape[0] if state.w.ndim == 2 else -1
+    expected = {
+        "w": ((runs, d), np.float64),
+        "moments": ((runs, n_state, d), np.float64),
+        "scale": ((runs, d), np.float64),
+        "t": ((runs,), np.int64),
+        "stall": ((runs, 2), np.int64),
+    }
+    for name, (shape, dtype) in expected.items():
+        array = getattr(state, name)
+        if (not isinstance(array, np.ndarray) or array.shape != shape
+                or array.dtype != dtype or not array.flags.c_contiguous
+                or not array.flags.writeable):
+            got = (f"shape {getattr(array, 'shape', None)}, dtype "
+                   f"{getattr(array, 'dtype', type(array).__name__)}")
+            raise InvalidDataError(
+                f"the state's {name} has {got}; {optimizer!r} on d = {d} features "
+                f"needs a writable C-contiguous {np.dtype(dtype).name} array of "
+                f"shape {shape} (a state from another optimizer, or built by hand? "
+                f"start from EngineState.initial(w0, {n_state}))"
+            )
+
+
 class _Workspace:
     """Scratch arrays for the kernel, one row per run, reused across calls.
 
@@ -162,6 +191,7 @@ def advance(
             f"the state has d = {d} coordinates but the data have {Z.shape[1]} "
             "features"
         )
+    check_state(state, len(spec.state), d, config.optimizer)
     n = Z.shape[0]
     ws = workspace
     if ws is None or ws.n != n or ws.runs != runs:
