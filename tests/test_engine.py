@@ -815,3 +815,29 @@ def test_state_of_another_optimizer_is_refused():
     frozen.w.setflags(write=False)
     with pytest.raises(InvalidDataError, match="state's w"):
         advance(Z_DENSE, RunConfig("signum", 10), frozen, 5)
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_gradient_far_below_the_moments_scale_is_not_lost(fast_path):
+    """Signum with beta = 0 is SignGD. Here each step's gradient is e^-900 below
+    the previous one (margins 100 and 1000, one sample a step), so on the moment's
+    scale it underflows to 0; the kernel redoes such a step on the gradient's own
+    scale, since the rule kept none of the old moment (found by a helper: the
+    steps were silently skipped, status "ok")."""
+    Z = np.array([[1.0, 0.1], [1.0, 1.0]])
+    w0 = np.array([0.0, 1000.0])
+    sched = Schedule(0.125, 1.0, 0.0)
+    batching = Batching("cyclic", 1)
+    signum = RunConfig("signum", 20, hyper={"beta": 0.0}, batching=batching,
+                       schedule=sched)
+    signgd = RunConfig("signgd", 20, batching=batching, schedule=sched)
+    state = EngineState.initial(w0, 1)
+    if fast_path:
+        advance(Z, signum, state, 20)
+    else:
+        _advance_general_only(Z, signum, state, 20)
+    np.testing.assert_array_equal(
+        state.w[0], run(Z, signgd, w0=w0, checkpoints=[20]).w)
+    mp = run_mpmath(Z, signum, w0=w0, dps=60, hyper_as="binary")
+    np.testing.assert_array_equal(state.w[0], mp.as_float())
+    np.testing.assert_array_equal(state.w[0], w0 + 20 * 0.125)

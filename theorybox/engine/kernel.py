@@ -106,6 +106,10 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
     ema = np.empty(d)
     tca = np.empty(d)
     live = np.empty(n, dtype=np.int64)
+    lost = np.zeros(d, dtype=np.bool_)
+    gl = np.zeros(d)
+    ql = np.zeros(d)
+    sl = np.zeros(d)
 
     # Columns with no zero entry: in any batch every sample touches them and their
     # largest weight is exactly 1 (the batch's largest), so only the others need
@@ -290,6 +294,7 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
         else:
             fast = plain_cols and n_sparse == 0
 {fast}
+        lost_any = False
         if not fast:
             # The merge factors exp(sg - sc) of this step, for the last two scales sc
             # met (renormalised scales lie on a grid, so coordinates share them).
@@ -299,6 +304,7 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
             sc_b = np.nan
             f_b = 1.0
             for k in range(d):
+                lost[k] = False
 
                 # The coordinate's gradient G (batch mean) and Q (sum of squares),
                 # relative to its own log-scale sg. One sample a step is the same
@@ -371,7 +377,7 @@ def one_run(Z, Zt, Zg, zlog, w, st, scale, t, nsteps, hy, eta0, t0, a, seed, str
             w[k] = w_new
             dw_out[k] = dw
 {flag}
-{renorm}
+{fixup}{renorm}
         if wanted and not moved:
             if stall_count == 0:
                 stall_first = t
@@ -421,20 +427,22 @@ _FAST_FILL = """\
             if nbatch == 1:
                 for k in range(d):
                     zk = Zg[i0, k]
-                    ga[k] = (0.0 - e0 * zk){f}
+                    g = 0.0 - e0 * zk
+                    ga[k] = g{f}
                     qa[k] = (0.0 + e0 * e0 * zk * zk){ff}  # Q
-                    sa[k] = {s}
+                    sa[k] = {s}{check}
             else:
                 for k in range(d):
-                    ga[k] = gsa[k] / nbatch{f}
+                    g = gsa[k] / nbatch
+                    ga[k] = g{f}
                     qa[k] = qsa[k]{ff}  # Q
-                    sa[k] = {s}
+                    sa[k] = {s}{check}
 """
 
 _FAST_STATELESS = """\
         if fast:
             sg = lgmax + 0.0
-""" + _FAST_FILL.format(f="", ff="", s="sg")
+""" + _FAST_FILL.format(f="", ff="", s="sg", check="")
 
 _FAST_STATEFUL = """\
         if fast:
@@ -446,7 +454,14 @@ _FAST_STATEFUL = """\
         if fast:
             x = sg - sc
             f = 1.0 if x == 0.0 else math.exp(x)
-""" + _FAST_FILL.format(f=" * f", ff=" * f * f", s="sc")
+            gone = False
+""" + _FAST_FILL.format(
+    f=" * f", ff=" * f * f", s="sc",
+    check="\n                    gone |= (ga[k] == 0.0) & (g != 0.0)",
+) + """\
+            # A gradient lost to underflow on the moments' scale: general path.
+            fast = not gone
+"""
 
 _MERGE_STATEFUL = """\
                 sc = scale[k]
@@ -473,13 +488,48 @@ _MERGE_STATEFUL = """\
                         f_b = f_a
                         sc_a = sc
                         f_a = f
-                    G = G * f
+                    # A gradient below the moments' scale by more than float64's
+                    # range vanishes here; it is kept for the rule to be redone
+                    # on its own scale should the moments vanish too.
+                    gf = G * f
+                    if gf == 0.0 and G != 0.0:
+                        lost[k] = True
+                        lost_any = True
+                        gl[k] = G
+                        ql[k] = Q
+                        sl[k] = sg
+                    G = gf
                     Q = Q * f * f  # Q
                 else:
                     G = 0.0
                     Q = 0.0
                 scale[k] = sc
                 s_use = sc
+"""
+
+# A gradient lost in the merge (see _MERGE_STATEFUL) whose rule kept none of the
+# old moments (Signum with beta = 0): the step is redone on the gradient's own
+# scale from zero moments, which is what the rule computes in exact arithmetic
+# when the old moments are multiplied by 0.
+_FIXUP = """\
+        if lost_any:
+            for k in range(d):
+                if not (lost[k] and dw_out[k] == 0.0 and {all_zero}):
+                    continue
+{zeros}
+                s_use = sl[k]
+                G = gl[k]
+                Q = ql[k]
+                {call}
+                wanted = True
+                w_old = w[k]
+                w_new = w_old + dw
+                moved |= w_new != w_old
+                w[k] = w_new
+                dw_out[k] = dw
+                scale[k] = s_use
+{store}
+                out_of_range |= {leaves}
 """
 
 _RENORM = """\
@@ -580,7 +630,7 @@ def _render_all(spec, switches=()) -> str:
     if ns == 0:
         return _TEMPLATE.format(
             hyper_locals=hyper_locals, merge=_MERGE_STATELESS, call=call, load="",
-            flag="", renorm="", fast=_fast_fragment(spec),
+            flag="", renorm="", fast=_fast_fragment(spec), fixup="",
         )
 
     def lines(pattern, indent):
@@ -624,6 +674,10 @@ def _render_all(spec, switches=()) -> str:
         hyper_locals=hyper_locals, merge=merge, call=call, load=load,
         flag=f"{store}\n            out_of_range |= {leaves}", renorm=renorm,
         fast=_fast_fragment(spec),
+        fixup=_FIXUP.format(
+            all_zero=all_zero, zeros=lines("x{j} = 0.0", 16), call=call,
+            store=lines("st[{j}, k] = x{j}", 16), leaves=leaves,
+        ),
     )
 
 
