@@ -58,7 +58,8 @@ def test_run_on_a_user_file(tmp_path, capsys):
         (["run", "adam", "--batch-size", "1000"], "full-batch scheme"),
         (["run", "adam", "--intercept"], "--intercept"),
         (["run", "adam", "--b2", "0"], "0 < b2 < 1"),
-        (["run", "adam", "--time-limit", "0"], "time_limit = 0.0"),
+        (["run", "adam", "--time-limit", "0"], "--time-limit 0.0"),
+        (["run", "adam", "--time-limit", "nan"], "--time-limit nan"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(argv, fragment, capsys):
@@ -140,3 +141,4 @@ def test_run_with_a_time_limit_keeps_what_it_computed(capsys):
     out = capsys.readouterr().out
     assert "status: time limit" in out
     assert "note: stopped at step" in out and "time_limit = 1.0 s" in out
+    assert "rerun with a larger --time-limit" in out

@@ -790,7 +790,22 @@ def test_time_limit_not_reached_changes_nothing():
         np.testing.assert_array_equal(a["w"], b["w"])
 
 
-@pytest.mark.parametrize("limit", [0, -1.0, float("nan"), float("inf"), "10"])
+def test_time_limit_shorter_than_the_setup_still_reports_the_start():
+    result = run(Z_DENSE, RunConfig("adam-ps", 10**9, hyper=ADAM_OFF),
+                 w0=W0_DENSE, time_limit=1e-9)
+    assert result.status == "time limit"
+    assert [row["t"] for row in result.metrics] == [0]
+    np.testing.assert_array_equal(result.metrics[0]["w"], W0_DENSE)
+
+
+@pytest.mark.parametrize("limit", [np.int64(600), np.float32(600.0), 600])
+def test_numpy_time_limits_are_numbers(limit):
+    assert run(Z_DENSE, RunConfig("gd", 10), time_limit=limit).status == "ok"
+
+
+@pytest.mark.parametrize(
+    "limit", [0, -1.0, float("nan"), float("inf"), "10", True, np.bool_(True)]
+)
 def test_bad_time_limit_raises(limit):
     config = RunConfig("gd", 10)
     with pytest.raises(InvalidParameterError, match="time_limit"):

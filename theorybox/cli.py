@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 import warnings
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from theorybox.errors import TheoryboxError
+from theorybox.errors import InvalidParameterError, TheoryboxError
 
 logger = logging.getLogger("theorybox")
 
@@ -180,6 +181,13 @@ def _cmd_run(args) -> int:
     from theorybox.optimizers import Batching, RunConfig, Schedule, get_optimizer
     from theorybox.references import compute_references, project_to_face
 
+    # A bad limit is refused before any data are read.
+    limit = args.time_limit
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        raise InvalidParameterError(
+            f"--time-limit {limit}: give a positive number of seconds"
+        )
+
     # Data and references.
     data = _load_cli_data(args)
     Z = data.Z
@@ -259,6 +267,10 @@ def _cmd_run(args) -> int:
           f"{np.array2string(result.metrics[-1]['direction'], precision=5)}")
     for message in result.messages:
         print(f"note: {message}")
+    if result.status == "time limit":
+        print("note: the command line keeps no state to continue from; rerun with "
+              "a larger --time-limit, or use theorybox.engine.run_long and resume "
+              "from Python (docs/long-runs.md)")
     if args.json:
         record = result.record(f"{data.name}/{args.optimizer}", data.spec)
         Path(args.json).write_text(record.to_json(indent=1))

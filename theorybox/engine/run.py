@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable
@@ -302,6 +303,7 @@ def run(
         ``progress(done, total)`` after each checkpoint.
     time_limit : float, optional
         Wall-clock seconds. The run advances in slices of about half a second
+        (after a first compilation of the kernel, which cannot be interrupted)
         and stops at the first slice boundary past the limit, with status
         ``"time limit"``, the metrics of the step reached as its last row and the
         state to continue from (``run(..., state=result.state)`` takes
@@ -309,9 +311,10 @@ def run(
         limit: advancing in pieces is exact.
     """
     started = time.perf_counter()
-    if time_limit is not None and not (
-        isinstance(time_limit, int | float) and math.isfinite(time_limit)
-        and time_limit > 0
+    if time_limit is not None and (
+        isinstance(time_limit, bool | np.bool_)
+        or not isinstance(time_limit, numbers.Real)
+        or not math.isfinite(time_limit) or time_limit <= 0
     ):
         raise InvalidParameterError(
             f"time_limit = {time_limit!r}: give a positive number of seconds, or "
@@ -351,13 +354,14 @@ def run(
     done = 0
     recorded = 0
     deadline = None if time_limit is None else started + float(time_limit)
-    chunk = 1000
+    chunk = 1
     for target in checkpoints:
         if target <= done:
             continue
 
-        # Without a limit, one call to the kernel; with one, slices of about half
-        # a second, the clock read between them.
+        # Without a limit, one call to the kernel; with one, slices growing from
+        # one step (which also compiles the kernel, if needed) by at most 8x to
+        # about half a second, the clock read between them.
         timed_out = False
         while done < target:
             if deadline is not None and time.perf_counter() >= deadline:
@@ -370,7 +374,7 @@ def run(
             done += step
             if deadline is not None:
                 spent = max(time.perf_counter() - slice_started, 1e-6)
-                chunk = max(1, min(10**8, int(step * 0.5 / spent)))
+                chunk = max(1, min(8 * step, int(step * 0.5 / spent)))
         if done > recorded:
             recorded = done
             if not (np.isfinite(state.w).all() and np.isfinite(state.moments).all()):
@@ -387,6 +391,10 @@ def run(
             if progress is not None:
                 progress(done, config.steps)
         if timed_out:
+            if not rows or rows[-1]["t"] != start + done:
+                row = {"t": start + done}
+                row.update(metrics(Z, state.w[0], start + done))
+                rows.append(row)
             status = "time limit"
             messages.append(
                 f"stopped at step {start + done} of {start + config.steps} after "

@@ -176,6 +176,9 @@ def run_cell(cell: dict) -> dict:
             notes=list(result.messages),
         )
         error = "; ".join(result.messages)
+        if result.status == "time limit":
+            error += ("; a sweep keeps no state: rerun the cell with a larger "
+                      "[sweep] time_limit_s and --retry-failed")
     except Exception as exc:  # noqa: BLE001 - a failed cell is data, not a crash
         logger.warning("cell %s failed: %s: %s", cell["id"], type(exc).__name__, exc)
         return failed_row(cell, "error", f"{type(exc).__name__}: {exc}",
