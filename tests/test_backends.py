@@ -422,3 +422,20 @@ def test_engine_agrees_with_run_precise_past_the_wall(opt, data):
     want = mp.as_float()
     tol = 4 * EPS * STEPS * float(np.abs(want).max())
     assert np.abs(result.w - want).max() <= tol, (result.w, want, tol)
+
+
+def test_a_diverging_mpmath_run_raises_with_what_it_computed():
+    """Exponential loss with a large constant step on data with a negative
+    margin: the weights e^-s explode within two steps and step 3 cannot be
+    formed. The error names the step and keeps the steps before it (found by a
+    helper: a raw ``OverflowError`` from inside mpmath)."""
+    from theorybox.errors import DivergedError
+
+    Z = np.array([[-1.0], [-1.0], [3.0], [0.0]])
+    config = RunConfig("sgd", 30, batching=Batching("full"), loss="exponential",
+                       schedule=Schedule(0.5, 1.0, 0.0))
+    with pytest.raises(DivergedError, match="step 3 of 30") as caught:
+        run_precise(Z, config, w0=np.array([6000.0]), dps=30)
+    assert caught.value.step == 3
+    assert caught.value.partial.steps_done == 2
+    assert not caught.value.partial.complete

@@ -54,6 +54,21 @@ class InvalidParameterError(TheoryboxError):
     """A hyperparameter or setting is outside its valid range."""
 
 
+class DivergedError(TheoryboxError):
+    """An arbitrary-precision run's numbers outgrew what the backend can hold.
+
+    Attributes
+    ----------
+    step : int
+        The step (1-based) that could not be computed.
+    partial : object
+        What the run computed before that step (a ``PreciseRun``).
+    """
+
+    step = None
+    partial = None
+
+
 class SolverError(TheoryboxError):
     """A convex solver failed or returned an answer that did not verify."""
 

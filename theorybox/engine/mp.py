@@ -32,7 +32,7 @@ from theorybox.arith.interval import (
 )
 from theorybox.arith.ops import bind_ops, mpmath_ops
 from theorybox.engine.run import as_z, check_start
-from theorybox.errors import InvalidParameterError
+from theorybox.errors import DivergedError, InvalidParameterError
 from theorybox.optimizers.config import RunConfig
 from theorybox.rng import draw_indices, permutation
 
@@ -335,36 +335,30 @@ def run_precise(
         moments = [[ctx.mpf(0)] * d for _ in config.spec.state]
         wanted = set(record)
         for t in range(config.steps):
-
-            # Step size, batch, and the per-sample weights g_i = -l'(s_i).
-            lr = eta0 if constant else eta0 * (t + t0) ** (-a)
-            batch = _batch(config, n, t)
-            g = {}
-            for i in batch:
-                s_i = ctx.fsum(z[i][k] * w[k] for k in range(d))
-                if config.loss == "exponential":
-                    g[i] = ctx.exp(-s_i)
-                else:
-                    g[i] = 1 / (1 + ctx.exp(s_i))
-
-            # Each coordinate through the rule, with scale s = 0 (unbounded
-            # exponents need no log-scales).
-            size = len(batch)
-            new_w = list(w)
             try:
-                for k in range(d):
-                    G = -ctx.fsum(g[i] * z[i][k] for i in batch) / size
-                    Q = ctx.fsum((g[i] * z[i][k]) ** 2 for i in batch)
-                    out = rule(lr, t + 1, 0, G, Q, *(mom[k] for mom in moments), *hyper)
-                    new_w[k] = w[k] + out[0]
-                    for mom, value in zip(moments, out[1:], strict=True):
-                        mom[k] = value
+                w_next = _precise_step(ctx, rule, config, z, w, moments, hyper,
+                                       eta0, t0, a, constant, n, d, t)
             except UndeterminedSignError as exc:
                 exc.step = t + 1
                 exc.partial = _finish(result, w, t, config.steps)
                 logger.warning("step %d: %s", t + 1, exc)
                 raise
-            w = new_w
+            except OverflowError as exc:
+                # mpmath's exponents are Python ints, but some conversions are
+                # not: a run whose margins reach ~1e300 and beyond ends here.
+                message = (
+                    f"step {t + 1} of {config.steps} could not be computed at "
+                    f"{ctx.prec} bits: the numbers outgrew the backend ({exc}); "
+                    f"the run diverged (max |w| = "
+                    f"{ctx.nstr(max(abs(x) for x in w), 3)} before it). The run so "
+                    "far is on .partial; a smaller step size keeps it finite"
+                )
+                logger.warning(message)
+                error = DivergedError(message)
+                error.step = t + 1
+                error.partial = _finish(result, w, t, config.steps)
+                raise error from exc
+            w = w_next
             result.w = w
 
             # Record, then check the width of the enclosure.
@@ -390,6 +384,42 @@ def run_precise(
                         partial=partial,
                     )
     return _finish(result, w, config.steps, config.steps)
+
+
+def _precise_step(ctx, rule, config, z, w, moments, hyper, eta0, t0, a, constant,
+                  n, d, t):
+    """One step of the rule at working precision; the new ``w`` (moments in place).
+
+    The moments are updated only once every coordinate's step has been computed,
+    so that a step that raises leaves the run as it was before it.
+    """
+
+    # Step size, batch, and the per-sample weights g_i = -l'(s_i).
+    lr = eta0 if constant else eta0 * (t + t0) ** (-a)
+    batch = _batch(config, n, t)
+    g = {}
+    for i in batch:
+        s_i = ctx.fsum(z[i][k] * w[k] for k in range(d))
+        if config.loss == "exponential":
+            g[i] = ctx.exp(-s_i)
+        else:
+            g[i] = 1 / (1 + ctx.exp(s_i))
+
+    # Each coordinate through the rule, with scale s = 0 (unbounded exponents
+    # need no log-scales).
+    size = len(batch)
+    new_w = list(w)
+    new_moments = [list(mom) for mom in moments]
+    for k in range(d):
+        G = -ctx.fsum(g[i] * z[i][k] for i in batch) / size
+        Q = ctx.fsum((g[i] * z[i][k]) ** 2 for i in batch)
+        out = rule(lr, t + 1, 0, G, Q, *(mom[k] for mom in moments), *hyper)
+        new_w[k] = w[k] + out[0]
+        for mom, value in zip(new_moments, out[1:], strict=True):
+            mom[k] = value
+    for mom, new in zip(moments, new_moments, strict=True):
+        mom[:] = new
+    return new_w
 
 
 def _finish(result: PreciseRun, w, steps_done: int, total: int) -> PreciseRun:
