@@ -856,3 +856,25 @@ def test_gradient_far_below_the_moments_scale_is_not_lost(fast_path):
     mp = run_mpmath(Z, signum, w0=w0, dps=60, hyper_as="binary")
     np.testing.assert_array_equal(state.w[0], mp.as_float())
     np.testing.assert_array_equal(state.w[0], w0 + 20 * 0.125)
+
+
+def test_column_mixing_tiny_and_normal_entries_is_reported():
+    """A column with 1e-170 next to 1 keeps its scale (its largest entry is
+    ordinary), so the tiny entry's squared gradient underflows: per-sample
+    AdamProxy then drops that sample's steps (60-digit mpmath moves both
+    coordinates). The engine cannot fix this in float64; it says so (found by a
+    helper: status "ok", no warning)."""
+    Z = np.array([[1e-170, 1.0], [1.0, 1.0]])
+    config = RunConfig("adamproxy", 10, batching=Batching("cyclic", 1),
+                       schedule=Schedule(1.0, 1.0, 0.0))
+    with pytest.warns(PrecisionWarning, match=r"column.*\[0\].*2\^500.*run_precise"):
+        result = run(Z, config, checkpoints=[10])
+    assert any("2^500" in m for m in result.messages)
+    exact = run_mpmath(Z, config, dps=60).as_float()
+    assert not np.allclose(result.w, exact)      # the failure the note is about
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        ordinary = run(np.array([[1e-100, 1.0], [1.0, 1.0]]), config,
+                       checkpoints=[10])
+    assert not any("2^500" in m for m in ordinary.messages)

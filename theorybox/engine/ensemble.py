@@ -247,6 +247,7 @@ def _run_group(Z3, zsel, configs, members, starts, checkpoints, metrics, results
             )
             logger.warning("run %d: %s", i, messages[-1])
         results[i] = finish(configs[i], own, rows[r], status, messages, started,
+                            Z=Z3[gsel[r]],
                             stacklevel=4)
 
 

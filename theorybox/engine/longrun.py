@@ -242,4 +242,5 @@ def _continue(Z, config, state, rows, meta, path, save_every_s, save_every_steps
         result = finish(config, state, rows, "interrupted", messages, started,
                         stacklevel=4)
         return result
-    return finish(config, state, rows, status, messages, started, stacklevel=4)
+    return finish(config, state, rows, status, messages, started, stacklevel=4,
+                  Z=Z)

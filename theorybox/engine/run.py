@@ -159,6 +159,37 @@ def column_scaling(Z3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(Zg), shift[:, 0, :] * np.log(2.0)
 
 
+#: Entries this far below their column's largest (after column scaling) have
+#: squares that underflow float64 (2^-1000 is near the bottom of its range).
+_MIXED = 2.0**-500
+
+
+def mixed_column_note(Z) -> str | None:
+    """A note when a column mixes entries beyond float64's range for squares.
+
+    Column scaling brings a column's largest entry to a normal size, but an entry
+    2^500 below it has a square under 2^-1000: in a step that only such entries
+    drive (one sample a step, or samples far ahead of the rest), ``Q`` and Adam's
+    ``v`` underflow and the step is wrong. The kernel does not correct this; the
+    note says so, and which backend does.
+    """
+    Zg, _ = column_scaling(np.asarray(Z, dtype=np.float64)[None])
+    small = (Zg[0] != 0.0) & (np.abs(Zg[0]) < _MIXED)
+    if not small.any():
+        return None
+    cols = np.flatnonzero(small.any(axis=0))
+    k = int(cols[0])
+    column = np.abs(Z[:, k])
+    return (
+        f"column{'s' if cols.size > 1 else ''} {cols[:5].tolist()}"
+        f"{'...' if cols.size > 5 else ''} mix entries more than 2^500 apart (column "
+        f"{k}: {column[column > 0].min():.3g} next to {column.max():.3g}): squared "
+        "gradients of the small entries underflow in float64, so steps that only "
+        "they drive can be wrong (AdamProxy's Q, Adam's v). Check such data with "
+        "theorybox.engine.mp.run_precise"
+    )
+
+
 def call_kernel(kernel, Z3, zsel, state, nsteps, args, streams, ws, *,
                 parallel=False) -> None:
     """Advance every run of ``state`` by ``nsteps`` with prepared arguments.
@@ -406,12 +437,22 @@ def run(
             logger.warning(messages[-1])
             break
 
-    return finish(config, state, rows, status, messages, started, stacklevel=3)
+    return finish(config, state, rows, status, messages, started, stacklevel=3,
+                  Z=Z)
 
 
 def finish(config, state, rows, status, messages, started, *, run_index=0,
-           stacklevel=2) -> RunResult:
-    """The :class:`RunResult` of run ``run_index`` of ``state``, stalls reported."""
+           stacklevel=2, Z=None) -> RunResult:
+    """The :class:`RunResult` of run ``run_index`` of ``state``, stalls reported.
+
+    With the data ``Z``, a column mixing entries beyond float64's range for
+    squares is reported too (:func:`mixed_column_note`).
+    """
+    if Z is not None:
+        note = mixed_column_note(Z)
+        if note is not None and note not in messages:
+            messages.append(note)
+            warnings.warn(note, PrecisionWarning, stacklevel=stacklevel)
 
     # Report steps whose progress float64 could not resolve.
     stall_count = int(state.stall[run_index, 1])
