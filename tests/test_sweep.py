@@ -266,6 +266,21 @@ def test_sweep_on_threads_records_failures_and_resumes(tmp_path):
 
 @needs_dask
 @pytest.mark.timeout(120)
+def test_thread_workers_ignore_a_memory_limit_below_the_process_size(tmp_path):
+    """Thread workers live in this process; Dask would measure the whole process
+    (hundreds of MB here) against the limit and pause the workers for good.
+    The limit is not applied to them (a CI run hung this way once the test
+    process outgrew 80 % of 1 GB)."""
+    # Cells that last long enough (about a second each) for Dask's memory
+    # monitor to look.
+    spec = spec_of([{"name": "adam"}], seeds=[0, 1, 2, 3], steps=2_000_000)
+    result = run_sweep(spec, out_dir=tmp_path / "out", n_workers=2,
+                       memory_limit="50MB", processes=False)
+    assert len(result.ran) == 4 and not result.failed
+
+
+@needs_dask
+@pytest.mark.timeout(120)
 def test_existing_scheduler_is_used_and_left_running(tmp_path):
     from distributed import Client, LocalCluster
 

@@ -452,6 +452,12 @@ def _client(scheduler, n_workers, memory_limit, processes, allowed_failures,
     try:
         if scheduler is None:
             options = {"host": "127.0.0.1"} if processes else {}
+            if not processes and memory_limit:
+                # Thread workers would measure this whole process against the
+                # limit and pause (never resume) once it grew past 80 % of it.
+                logger.info("thread workers share this process's memory: the "
+                            "memory limit %s is not applied", memory_limit)
+                memory_limit = None
             with dask.config.set(
                 {"distributed.scheduler.allowed-failures": allowed_failures}
             ):
