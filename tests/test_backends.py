@@ -439,3 +439,4 @@ def test_a_diverging_mpmath_run_raises_with_what_it_computed():
     assert caught.value.step == 3
     assert caught.value.partial.steps_done == 2
     assert not caught.value.partial.complete
+    assert len(str(caught.value)) < 600      # magnitudes as 10^(...), not digits

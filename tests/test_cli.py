@@ -142,3 +142,12 @@ def test_run_with_a_time_limit_keeps_what_it_computed(capsys):
     assert "status: time limit" in out
     assert "note: stopped at step" in out and "time_limit = 1.0 s" in out
     assert "rerun with a larger --time-limit" in out
+
+
+def test_run_whose_limit_ends_before_the_first_step(capsys):
+    assert main(["run", "adam-ps", "--dataset", "iris", "--steps", "1000",
+                 "--time-limit", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    assert "status: time limit; final direction: [0. 0. 0. 0.]" in out
+    assert ["t", "log10_loss", "cos2", "cos_face", "gap2", "gap_inf"] in [
+        line.split() for line in out.splitlines()]

@@ -878,3 +878,20 @@ def test_column_mixing_tiny_and_normal_entries_is_reported():
         ordinary = run(np.array([[1e-100, 1.0], [1.0, 1.0]]), config,
                        checkpoints=[10])
     assert not any("2^500" in m for m in ordinary.messages)
+
+
+def test_malformed_states_are_refused_before_the_kernel():
+    good = EngineState.initial(W0_DENSE, 1)
+    config = RunConfig("signum", 5, hyper={"beta": 0.9})
+    flat = good.copy()
+    flat.w = flat.w[0]
+    empty = EngineState.initial(np.zeros((0, 3)), 1)
+    negative = good.copy()
+    negative.t[:] = -3
+    for bad, fragment in ((flat, "shape"), (empty, "runs >= 1"),
+                          (negative, "step counters")):
+        with pytest.raises(InvalidDataError, match=fragment):
+            advance(Z_DENSE, config, bad, 2)
+    two = EngineState.initial(np.zeros((2, 3)), 1)
+    with pytest.raises(InvalidDataError, match="run_ensemble"):
+        run(Z_DENSE, config, state=two)

@@ -262,7 +262,9 @@ def _cmd_run(args) -> int:
         print("steps = 0: nothing was run")
         return 0
     columns = ["t", "log10_loss", "cos2", "cos_face", "gap2", "gap_inf"]
-    print(format_table([{c: row[c] for c in columns} for row in result.metrics]))
+    # A row at w = 0 (a time limit shorter than the setup) has no face cosine.
+    print(format_table([{c: row.get(c, float("nan")) for c in columns}
+                        for row in result.metrics]))
     print(f"status: {result.status}; final direction: "
           f"{np.array2string(result.metrics[-1]['direction'], precision=5)}")
     for message in result.messages:

@@ -240,7 +240,7 @@ def _continue(Z, config, state, rows, meta, path, save_every_s, save_every_steps
     _save(path, state, rows, dict(meta, status=status, messages=messages))
     if done < config.steps and status == "ok":
         result = finish(config, state, rows, "interrupted", messages, started,
-                        stacklevel=4)
+                        stacklevel=4, Z=Z)
         return result
     return finish(config, state, rows, status, messages, started, stacklevel=4,
                   Z=Z)

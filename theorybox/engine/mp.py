@@ -16,6 +16,7 @@ exponent: they are the yardstick for the float64 engine past the underflow wall.
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -350,7 +351,8 @@ def run_precise(
                     f"step {t + 1} of {config.steps} could not be computed at "
                     f"{ctx.prec} bits: the numbers outgrew the backend ({exc}); "
                     f"the run diverged (max |w| = "
-                    f"{ctx.nstr(max(abs(x) for x in w), 3)} before it). The run so "
+                    f"{_magnitude(ctx, max(abs(x) for x in w))} before it). The "
+                    "run so "
                     "far is on .partial; a smaller step size keeps it finite"
                 )
                 logger.warning(message)
@@ -420,6 +422,19 @@ def _precise_step(ctx, rule, config, z, w, moments, hyper, eta0, t0, a, constant
     for mom, new in zip(moments, new_moments, strict=True):
         mom[:] = new
     return new_w
+
+
+def _magnitude(ctx, x) -> str:
+    """``x`` for a message: ``1.5e+12``, ``10^(1.2e+45)`` or ``10^(10^(3.1e+9))``."""
+    try:
+        for power in range(3):
+            value = float(x)
+            if math.isfinite(value):
+                return "10^(" * power + f"{value:.3g}" + ")" * power
+            x = ctx.log10(x)
+    except (OverflowError, ValueError):
+        pass
+    return "too large to print"
 
 
 def _finish(result: PreciseRun, w, steps_done: int, total: int) -> PreciseRun:

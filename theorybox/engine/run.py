@@ -65,7 +65,14 @@ def check_state(state: EngineState, n_state: int, d: int, optimizer: str) -> Non
     The kernel indexes the arrays without bounds checks, so a state made for
     another optimizer (another number of moments) must never reach it.
     """
-    runs = state.w.shape[0] if state.w.ndim == 2 else -1
+    w = getattr(state, "w", None)
+    if not isinstance(w, np.ndarray) or w.ndim != 2 or w.shape[0] < 1:
+        raise InvalidDataError(
+            f"the state's w has shape {getattr(w, 'shape', None)}; a state holds "
+            f"w of shape (runs >= 1, d = {d}) (start from "
+            f"EngineState.initial(w0, {n_state}))"
+        )
+    runs = w.shape[0]
     expected = {
         "w": ((runs, d), np.float64),
         "moments": ((runs, n_state, d), np.float64),
@@ -86,6 +93,11 @@ def check_state(state: EngineState, n_state: int, d: int, optimizer: str) -> Non
                 f"shape {shape} (a state from another optimizer, or built by hand? "
                 f"start from EngineState.initial(w0, {n_state}))"
             )
+    if (state.t < 0).any() or (state.t > 2**62).any():
+        raise InvalidDataError(
+            f"the state's step counters t = {state.t.tolist()[:4]} are outside "
+            "0 .. 2^62; a state's t counts the steps it has taken"
+        )
 
 
 class _Workspace:
@@ -173,7 +185,8 @@ def mixed_column_note(Z) -> str | None:
     ``v`` underflow and the step is wrong. The kernel does not correct this; the
     note says so, and which backend does.
     """
-    Zg, _ = column_scaling(np.asarray(Z, dtype=np.float64)[None])
+    Z = np.asarray(Z, dtype=np.float64)
+    Zg, _ = column_scaling(Z[None])
     small = (Zg[0] != 0.0) & (np.abs(Zg[0]) < _MIXED)
     if not small.any():
         return None
@@ -217,13 +230,14 @@ def advance(
     """
     Z = as_z(Z)
     spec = config.spec
-    runs, d = state.w.shape
-    if d != Z.shape[1]:
+    w = getattr(state, "w", None)
+    if isinstance(w, np.ndarray) and w.ndim == 2 and w.shape[1] != Z.shape[1]:
         raise InvalidDataError(
-            f"the state has d = {d} coordinates but the data have {Z.shape[1]} "
-            "features"
+            f"the state has d = {w.shape[1]} coordinates but the data have "
+            f"{Z.shape[1]} features"
         )
-    check_state(state, len(spec.state), d, config.optimizer)
+    check_state(state, len(spec.state), Z.shape[1], config.optimizer)
+    runs, d = state.w.shape
     n = Z.shape[0]
     ws = workspace
     if ws is None or ws.n != n or ws.runs != runs:
@@ -359,6 +373,12 @@ def run(
     if state is None:
         state = EngineState.initial(check_start(w0, d), len(spec.state))
     else:
+        check_state(state, len(spec.state), d, config.optimizer)
+        if state.w.shape[0] != 1:
+            raise InvalidDataError(
+                f"run() advances one run; the state holds {state.w.shape[0]} (use "
+                "run_ensemble for several, or pass one run's state)"
+            )
         state = state.copy()
     start = int(state.t[0])
     if checkpoints is None:
