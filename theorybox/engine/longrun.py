@@ -29,6 +29,7 @@ from theorybox.engine.run import (
     check_start,
     finish,
     geometric_checkpoints,
+    nonfinite_note,
 )
 from theorybox.engine.state import EngineState
 from theorybox.errors import InvalidDataError, InvalidParameterError
@@ -215,13 +216,11 @@ def _continue(Z, config, state, rows, meta, path, save_every_s, save_every_steps
 
         # A checkpoint: check finiteness and record the metrics.
         if done in checkpoints or done == config.steps:
-            if not (np.isfinite(state.w).all() and np.isfinite(state.moments).all()):
+            note = nonfinite_note(state, done)
+            if note is not None:
                 status = "nonfinite"
-                messages.append(
-                    f"non-finite iterate or moments between steps {done} and the "
-                    "previous checkpoint; the run was stopped there"
-                )
-                logger.warning(messages[-1])
+                messages.append(note)
+                logger.warning(note)
                 break
             row = {"t": done}
             row.update(metrics(Z, state.w[0], done))

@@ -428,13 +428,11 @@ def run(
                 chunk = max(1, min(8 * step, int(step * 0.5 / spent)))
         if done > recorded:
             recorded = done
-            if not (np.isfinite(state.w).all() and np.isfinite(state.moments).all()):
+            note = nonfinite_note(state, start + done)
+            if note is not None:
                 status = "nonfinite"
-                messages.append(
-                    f"non-finite iterate or moments between steps {start + done} and "
-                    "the previous checkpoint; the run was stopped there"
-                )
-                logger.warning(messages[-1])
+                messages.append(note)
+                logger.warning(note)
                 break
             row = {"t": start + done}
             row.update(metrics(Z, state.w[0], start + done))
@@ -459,6 +457,14 @@ def run(
 
     return finish(config, state, rows, status, messages, started, stacklevel=3,
                   Z=Z)
+
+
+def nonfinite_note(state: EngineState, step: int) -> str | None:
+    """The message for a state that is no longer finite at ``step``, else None."""
+    if np.isfinite(state.w).all() and np.isfinite(state.moments).all():
+        return None
+    return (f"non-finite iterate or moments between steps {step} and the previous "
+            "checkpoint; the run was stopped there")
 
 
 def finish(config, state, rows, status, messages, started, *, run_index=0,
