@@ -126,3 +126,19 @@ def test_an_existing_checkpoint_is_never_overwritten_by_accident(tmp_path):
     fresh = run_long(Z, RunConfig("signum", steps=50), checkpoint_path=path,
                      overwrite=True)
     assert fresh.config.optimizer == "signum"
+
+
+def test_a_diverging_run_stops_as_nonfinite_in_run_and_run_long(tmp_path):
+    """Exponential loss, a negative margin and a large constant step: the iterate
+    overflows within a few steps. run and run_long stop at the first checkpoint
+    after it with the same status and message, keeping the rows before it."""
+    Z = np.array([[-1.0], [-1.0], [3.0], [0.0]])
+    config = RunConfig("sgd", 1000, batching=Batching("full"), loss="exponential",
+                       schedule=Schedule(0.5, 1.0, 0.0))
+    w0 = np.array([6000.0])
+    plain = run(Z, config, w0=w0)
+    long = run_long(Z, config, w0=w0, checkpoint_path=tmp_path / "d.npz")
+    for result in (plain, long):
+        assert result.status == "nonfinite"
+        assert "non-finite iterate or moments between steps" in result.messages[0]
+    assert plain.messages[0] == long.messages[0]
