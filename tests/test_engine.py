@@ -736,7 +736,7 @@ def test_renormalised_scales_share_a_grid():
     """A moment that leaves [2^-300, 2^300] is renormalised onto the grid of
     multiples of 256 log 2, so coordinates of similar size share one scale (and
     the kernel one merge factor for them)."""
-    from theorybox.engine.kernel import _GRID
+    from theorybox.engine.template import _GRID
 
     config = RunConfig("signum", 0, hyper={"beta": 0.9}, batching=Batching("full"),
                        schedule=Schedule(0.5, 1.0, 0.0))
