@@ -1,11 +1,12 @@
 """K14: an edit to a helper in another module reaches the compiled kernel.
 
-Kernels are generated and compiled per process from the current source (no
-on-disk cache is read), and every numeric parameter is passed as an argument, so
-neither an edited helper nor an edited module-level constant can be served stale.
+Compiled kernels are cached on disk under a name that hashes the generated source
+and the source of every module the kernel calls into, and every numeric parameter
+is passed as an argument, so neither an edited helper nor an edited module-level
+constant can be served stale.
 The test copies the package, runs SignGD in a subprocess, edits the numba ``sign``
 helper in ``arith/ops.py`` (a module the kernel only imports), and runs again with
-the same cache directory.
+the same cache directory; then edits the kernel's template itself.
 """
 
 import os
@@ -57,3 +58,12 @@ def test_edited_helper_changes_the_kernel(tmp_path):
     assert edited != source, "the helper to edit was not found"
     ops.write_text(edited)
     assert first_coordinate() == 3.0
+
+    # The kernel's own template is hashed too: a constant step twice as large.
+    template = copy / "engine" / "template.py"
+    source = template.read_text()
+    line = "            lr = eta0\n"
+    edited = source.replace(line, line.replace("eta0", "eta0 * 2.0"), 1)
+    assert edited != source, "the template line to edit was not found"
+    template.write_text(edited)
+    assert first_coordinate() == 6.0
