@@ -35,7 +35,6 @@
 # profile of every check it shows (long).
 
 # %%
-import os
 import sys
 import time
 
@@ -58,27 +57,14 @@ from proofs_check.registry import (  # noqa: E402  # noqa: E402
     run_series,
 )
 from theorybox.metrics import direction_distance  # noqa: E402
+from theorybox.notebooks import notebook_size  # noqa: E402
+from theorybox.notebooks import show_figure as show  # noqa: E402
 from theorybox.optimizers import RunConfig, Schedule  # noqa: E402
 from theorybox.proxy import predicted_direction, solve_fixed_point  # noqa: E402
 
-SIZE = os.environ.get("THEORYBOX_NOTEBOOK_SIZE", "full")
-if SIZE not in ("small", "full"):
-    raise ValueError(f"THEORYBOX_NOTEBOOK_SIZE = {SIZE!r}; use 'small' or 'full'")
+SIZE = notebook_size()
 PROFILE = "quick" if SIZE == "small" else "full"
-FIGURES = os.environ.get("THEORYBOX_NOTEBOOK_FIGURES")
 STARTED = time.perf_counter()
-
-
-def show(fig, name):
-    """Show ``fig`` in a kernel; otherwise render it (and save it if asked)."""
-    if FIGURES:
-        os.makedirs(FIGURES, exist_ok=True)
-        fig.savefig(os.path.join(FIGURES, f"{name}.png"), dpi=90)
-    if INTERACTIVE:
-        plt.show()
-    else:
-        fig.canvas.draw()
-        plt.close(fig)
 
 
 print(f"size = {SIZE}, profile = {PROFILE}")

@@ -39,7 +39,6 @@
 # (under 30 s); the default is `full`.
 
 # %%
-import os
 import sys
 import time
 
@@ -55,28 +54,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from theorybox.data import k17  # noqa: E402
 from theorybox.engine import run  # noqa: E402
 from theorybox.engine.mp import EnclosureTooWideError, run_precise  # noqa: E402
+from theorybox.notebooks import notebook_size  # noqa: E402
+from theorybox.notebooks import show_figure as show  # noqa: E402
 from theorybox.optimizers import RunConfig, Schedule  # noqa: E402
 
-SIZE = os.environ.get("THEORYBOX_NOTEBOOK_SIZE", "full")
-if SIZE not in ("small", "full"):
-    raise ValueError(f"THEORYBOX_NOTEBOOK_SIZE = {SIZE!r}; use 'small' or 'full'")
+SIZE = notebook_size()
 SMALL = SIZE == "small"
-
-# Optional: a folder to save the figures in (handy when run headless).
-FIGURES = os.environ.get("THEORYBOX_NOTEBOOK_FIGURES")
 STARTED = time.perf_counter()
-
-
-def show(fig, name):
-    """Show ``fig`` in a kernel; otherwise render it (and save it if asked)."""
-    if FIGURES:
-        os.makedirs(FIGURES, exist_ok=True)
-        fig.savefig(os.path.join(FIGURES, f"{name}.png"), dpi=90)
-    if INTERACTIVE:
-        plt.show()
-    else:
-        fig.canvas.draw()
-        plt.close(fig)
 
 
 Z = k17().Z

@@ -32,7 +32,6 @@
 # exact-zero property.
 
 # %%
-import os
 import warnings
 
 import numpy as np
@@ -40,10 +39,11 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from theorybox.engine import run
+from theorybox.notebooks import notebook_size
 from theorybox.optimizers import RunConfig, Schedule
 from theorybox.strategies import awkward_datasets, integer_separable_datasets
 
-SIZE = os.environ.get("THEORYBOX_NOTEBOOK_SIZE", "full")
+SIZE = notebook_size()
 EXAMPLES = 5 if SIZE == "small" else 100
 
 

@@ -203,3 +203,16 @@ def test_ipynb_pair_matches_py_per_jupytext(py):
     assert cells(from_ipynb) == cells(from_py), (
         f"run: jupytext --to ipynb notebooks/{py.name}"
     )
+
+
+def test_notebook_size_is_checked(monkeypatch):
+    from theorybox.errors import InvalidParameterError
+    from theorybox.notebooks import notebook_size
+
+    monkeypatch.delenv("THEORYBOX_NOTEBOOK_SIZE", raising=False)
+    assert notebook_size() == "full"
+    monkeypatch.setenv("THEORYBOX_NOTEBOOK_SIZE", "small")
+    assert notebook_size() == "small"
+    monkeypatch.setenv("THEORYBOX_NOTEBOOK_SIZE", "tiny")
+    with pytest.raises(InvalidParameterError, match="'tiny'"):
+        notebook_size()

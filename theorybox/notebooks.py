@@ -42,11 +42,45 @@ __all__ = [
     "code_cells",
     "execute_notebook",
     "main",
+    "notebook_size",
     "read_cells",
+    "show_figure",
 ]
 
 #: Values of ``THEORYBOX_NOTEBOOK_SIZE``: short horizons for tests, the real ones.
 SIZES = ("small", "full")
+
+
+# Helpers the notebooks call.
+
+
+def notebook_size() -> str:
+    """``THEORYBOX_NOTEBOOK_SIZE`` as a notebook reads it (default ``"full"``)."""
+    size = os.environ.get("THEORYBOX_NOTEBOOK_SIZE", "full")
+    if size not in SIZES:
+        raise InvalidParameterError(
+            f"THEORYBOX_NOTEBOOK_SIZE = {size!r}; use 'small' or 'full'"
+        )
+    return size
+
+
+def show_figure(fig, name: str) -> None:
+    """Show ``fig`` in a Jupyter kernel; elsewhere render and close it.
+
+    With ``THEORYBOX_NOTEBOOK_FIGURES`` set, the figure is also saved there as
+    ``name.png`` (handy when a notebook runs headless).
+    """
+    import matplotlib.pyplot as plt
+
+    folder = os.environ.get("THEORYBOX_NOTEBOOK_FIGURES")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        fig.savefig(os.path.join(folder, f"{name}.png"), dpi=90)
+    if "ipykernel" in sys.modules:
+        plt.show()
+    else:
+        fig.canvas.draw()
+        plt.close(fig)
 
 #: A cell marker: ``# %%``, an optional title, an optional ``[markdown]``-like tag.
 _MARKER = re.compile(r"^# %%(?:[ \t]+(?P<rest>.*))?$")
