@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from theorybox.data import gaussian, rademacher
-from theorybox.metrics import make_metrics
+from theorybox.metrics import metrics_for
 from theorybox.records import Record
-from theorybox.references import compute_references, project_to_face
+from theorybox.references import compute_references
 
 __all__ = [
     "PROFILES",
@@ -243,15 +243,7 @@ def references(Z):
 
 def reference_metrics(Z, *, face: bool = False, extra=None):
     """A metrics function with ``w_2*``, ``gamma_2``, ``gamma_inf`` (and the face)."""
-    refs = references(Z)
-    return make_metrics(
-        w2=refs.l2.w,
-        gamma2=refs.l2.gamma,
-        winf=refs.linf.w,
-        gamma_inf=refs.face.gamma,
-        face_project=(lambda u: project_to_face(refs.face, u)) if face else None,
-        extra=extra,
-    )
+    return metrics_for(references(Z), face=face, extra=extra)
 
 
 def checkpoints(first: int, last: int, per_decade: int = 4) -> np.ndarray:

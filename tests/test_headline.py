@@ -57,3 +57,22 @@ def test_gd_moves_toward_l2(instance):
                  checkpoints=[200, 2_000, 20_000], metrics=metrics)
     assert np.all(np.diff(result.series("cos2")) > 0)
     assert np.all(np.diff(result.series("gap2")) < 0)
+
+
+def test_metrics_for_is_make_metrics_with_the_references(instance):
+    """The shortcut every experiment uses: the same numbers as spelling it out."""
+    from theorybox.metrics import metrics_for
+
+    Z, refs, _ = instance
+    w = np.linspace(1.0, 2.0, Z.shape[1])
+    spelled = make_metrics(
+        w2=refs.l2.w, gamma2=refs.l2.gamma, winf=refs.linf.w,
+        gamma_inf=refs.face.gamma,
+        face_project=lambda u: project_to_face(refs.face, u),
+        extra={"one": np.ones(Z.shape[1])},
+    )(Z, w, 7)
+    short = metrics_for(refs, extra={"one": np.ones(Z.shape[1])})(Z, w, 7)
+    assert short.keys() == spelled.keys()
+    for key, value in spelled.items():
+        np.testing.assert_array_equal(short[key], value, err_msg=key)
+    assert "dist_face" not in metrics_for(refs, face=False)(Z, w, 7)

@@ -177,9 +177,9 @@ def _cmd_run(args) -> int:
     from theorybox.engine import run
     from theorybox.engine.run import geometric_checkpoints
     from theorybox.experiments.report import format_table
-    from theorybox.metrics import make_metrics
+    from theorybox.metrics import metrics_for
     from theorybox.optimizers import Batching, RunConfig, Schedule, get_optimizer
-    from theorybox.references import compute_references, project_to_face
+    from theorybox.references import compute_references
 
     # A bad limit is refused before any data are read.
     limit = args.time_limit
@@ -248,14 +248,7 @@ def _cmd_run(args) -> int:
     print(f"config: {json.dumps(config.to_dict())}")
     print(f"data: {data.name}, N={Z.shape[0]}, d={Z.shape[1]}; "
           f"gamma_2={refs.l2.gamma:.6g}, gamma_inf={refs.linf.gamma:.6g}")
-    metrics = make_metrics(
-        args.loss,
-        w2=refs.l2.w,
-        gamma2=refs.l2.gamma,
-        winf=refs.linf.w,
-        gamma_inf=refs.linf.gamma,
-        face_project=lambda u: project_to_face(refs.face, u),
-    )
+    metrics = metrics_for(refs, args.loss)
     result = run(Z, config, checkpoints=geometric_checkpoints(args.steps, 3),
                  metrics=metrics, time_limit=args.time_limit)
     if not result.metrics:

@@ -8,12 +8,13 @@ it. Undefined quantities (the margin of ``w = 0``) are NaN, never complex.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from theorybox.losses import mean_log_loss, weights
 
-__all__ = ["cosine", "make_metrics", "direction_distance"]
+__all__ = ["cosine", "direction_distance", "make_metrics", "metrics_for"]
 
 _LN10 = np.log(10.0)
 
@@ -110,3 +111,32 @@ def make_metrics(
         return out
 
     return metrics
+
+
+def metrics_for(refs, loss: str = "logistic", *, face: bool = True, extra=None):
+    """:func:`make_metrics` with one dataset's reference directions.
+
+    Parameters
+    ----------
+    refs : References
+        From :func:`theorybox.references.compute_references`: ``w_2*`` and
+        ``gamma_2``, an l_inf max-margin vertex, and ``gamma_inf`` of the exact
+        simplex vertex (``refs.face.gamma``).
+    loss : str
+    face : bool
+        Also measure the distance to the l_inf optimal face (a projection per
+        checkpoint).
+    extra : dict of str to array, optional
+        Further reference directions, as in :func:`make_metrics`.
+    """
+    from theorybox.references import project_to_face
+
+    return make_metrics(
+        loss,
+        w2=refs.l2.w,
+        gamma2=refs.l2.gamma,
+        winf=refs.linf.w,
+        gamma_inf=refs.face.gamma,
+        face_project=partial(project_to_face, refs.face) if face else None,
+        extra=extra,
+    )

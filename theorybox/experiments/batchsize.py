@@ -40,7 +40,7 @@ from theorybox.data import check_separable, load_dataset
 from theorybox.engine import run
 from theorybox.engine.run import as_z, geometric_checkpoints
 from theorybox.errors import InvalidParameterError, SolverAccuracyWarning
-from theorybox.metrics import cosine, direction_distance, make_metrics
+from theorybox.metrics import cosine, direction_distance, metrics_for
 from theorybox.optimizers import Batching, RunConfig, Schedule
 from theorybox.proxy import FixedPointWarning, predicted_direction, solve_fixed_point
 from theorybox.proxy.batch import conjectured_batch_prediction
@@ -261,14 +261,7 @@ def batch_size_sweep(
             if pred.points:
                 w_conj = pred.w
         extra = {"pred1": w_pred} | ({"conj": w_conj} if w_conj is not None else {})
-        metrics = make_metrics(
-            w2=refs.l2.w,
-            gamma2=refs.l2.gamma,
-            winf=refs.linf.w,
-            gamma_inf=refs.linf.gamma,
-            face_project=lambda u, face=refs.face: project_to_face(face, u),
-            extra=extra,
-        )
+        metrics = metrics_for(refs, extra=extra)
 
         # Mini-batch Adam (b = N is full batch) and the proxy Phi_{N,b}.
         batching = Batching("full") if b == n else Batching("reshuffle", b)

@@ -20,9 +20,9 @@ import numpy as np
 from theorybox.data import check_separable, load_dataset
 from theorybox.engine import run
 from theorybox.engine.run import geometric_checkpoints
-from theorybox.metrics import make_metrics
+from theorybox.metrics import metrics_for
 from theorybox.optimizers import Batching, RunConfig, Schedule
-from theorybox.references import compute_references, project_to_face
+from theorybox.references import compute_references
 
 __all__ = ["Entry", "HEADLINE_OPTIMIZERS", "HEADLINE_DATASETS", "run_headline"]
 
@@ -121,13 +121,7 @@ def run_headline(
         check_separable(Z)
         refs = compute_references(Z)
         yardstick = refs.d2inf
-        metrics = make_metrics(
-            w2=refs.l2.w,
-            gamma2=refs.l2.gamma,
-            winf=refs.linf.w,
-            gamma_inf=refs.linf.gamma,
-            face_project=lambda u, face=refs.face: project_to_face(face, u),
-        )
+        metrics = metrics_for(refs)
 
         # Every optimizer, metrics streamed at geometric checkpoints.
         smooth_step = Schedule(eta0=4.0 / float(np.max(np.sum(Z**2, axis=1))), a=0.0)

@@ -48,10 +48,9 @@ from theorybox.data.instances import (
 )
 from theorybox.engine import run
 from theorybox.engine.run import geometric_checkpoints
-from theorybox.metrics import make_metrics
+from theorybox.metrics import metrics_for
 from theorybox.optimizers import Batching, RunConfig, Schedule
 from theorybox.records import Record, to_jsonable
-from theorybox.references import project_to_face
 
 __all__ = [
     "PredictionReport",
@@ -351,14 +350,7 @@ def _compare(
     """Run ``config`` and compare it with every fixed point at each checkpoint."""
     points = inst.fixed_points.points
     refs = inst.references
-    metrics = make_metrics(
-        w2=refs.l2.w,
-        gamma2=refs.l2.gamma,
-        winf=refs.linf.w,
-        gamma_inf=refs.face.gamma,
-        face_project=lambda u: project_to_face(refs.face, u),
-        extra={f"p{j}": p.w for j, p in enumerate(points)},
-    )
+    metrics = metrics_for(refs, extra={f"p{j}": p.w for j, p in enumerate(points)})
     result = run(
         z,
         config,

@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from theorybox.records import Record, to_jsonable
@@ -135,21 +134,13 @@ def run_cell(cell: dict) -> dict:
     try:
         _test_hooks(cell["test"])
         from theorybox.engine import run
-        from theorybox.metrics import make_metrics
+        from theorybox.metrics import metrics_for
         from theorybox.optimizers import RunConfig
-        from theorybox.references import project_to_face
 
         # References of the dataset (cached), then the run to the horizon.
         data, refs = _dataset_and_references(cell["dataset"])
         config = RunConfig.from_dict(cell["config"])
-        metrics = make_metrics(
-            config.loss,
-            w2=refs.l2.w,
-            gamma2=refs.l2.gamma,
-            winf=refs.linf.w,
-            gamma_inf=refs.linf.gamma,
-            face_project=partial(project_to_face, refs.face),
-        )
+        metrics = metrics_for(refs, config.loss)
         result = run(data.Z, config, checkpoints=[config.steps], metrics=metrics,
                      time_limit=cell.get("time_limit"))
 
