@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 import warnings
@@ -175,7 +174,7 @@ def _cmd_predict(args) -> int:
 
 def _cmd_run(args) -> int:
     from theorybox.engine import run
-    from theorybox.engine.run import geometric_checkpoints
+    from theorybox.engine.run import geometric_checkpoints, is_time_limit
     from theorybox.experiments.report import format_table
     from theorybox.metrics import metrics_for
     from theorybox.optimizers import Batching, RunConfig, Schedule, get_optimizer
@@ -183,7 +182,7 @@ def _cmd_run(args) -> int:
 
     # A bad limit is refused before any data are read.
     limit = args.time_limit
-    if limit is not None and not (math.isfinite(limit) and limit > 0):
+    if limit is not None and not is_time_limit(limit):
         raise InvalidParameterError(
             f"--time-limit {limit}: give a positive number of seconds"
         )

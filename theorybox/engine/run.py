@@ -356,11 +356,7 @@ def run(
         limit: advancing in pieces is exact.
     """
     started = time.perf_counter()
-    if time_limit is not None and (
-        isinstance(time_limit, bool | np.bool_)
-        or not isinstance(time_limit, numbers.Real)
-        or not math.isfinite(time_limit) or time_limit <= 0
-    ):
+    if time_limit is not None and not is_time_limit(time_limit):
         raise InvalidParameterError(
             f"time_limit = {time_limit!r}: give a positive number of seconds, or "
             "None for no limit"
@@ -457,6 +453,13 @@ def run(
 
     return finish(config, state, rows, status, messages, started, stacklevel=3,
                   Z=Z)
+
+
+def is_time_limit(value) -> bool:
+    """Whether ``value`` is a usable wall-clock limit: a positive finite number."""
+    return (not isinstance(value, bool | np.bool_)
+            and isinstance(value, numbers.Real)
+            and math.isfinite(value) and value > 0)
 
 
 def nonfinite_note(state: EngineState, step: int) -> str | None:

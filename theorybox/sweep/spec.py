@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from theorybox.engine.run import is_time_limit
 from theorybox.errors import InvalidParameterError
 
 __all__ = [
@@ -476,10 +477,7 @@ def parse_spec(data: dict, *, source: str = "<dict>",
         "a": sweep.get("a", 0.5),
     }
     time_limit = sweep.get("time_limit_s")
-    if time_limit is not None and (
-        isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real)
-        or not math.isfinite(time_limit) or time_limit <= 0
-    ):
+    if time_limit is not None and not is_time_limit(time_limit):
         raise _fail(
             "sweep.time_limit_s",
             f"must be a positive number of seconds, got {time_limit!r} (e.g. "
