@@ -577,9 +577,7 @@ def _render(spec, switches=(), fast_path=True) -> str:
     gradients ``Q``; they are left out for a rule that never reads ``Q`` (all but
     the AdamProxy family), which then receives ``Q = 0``.
     """
-    source = _render_all(spec, switches)
-    if not fast_path:
-        source = source.replace(_fast_fragment(spec), "        fast = False\n")
+    source = _render_all(spec, switches, fast_path)
     if reads_argument(spec.rule, "Q"):
         return source
     return "\n".join(
@@ -587,7 +585,7 @@ def _render(spec, switches=(), fast_path=True) -> str:
     )
 
 
-def _render_all(spec, switches=()) -> str:
+def _render_all(spec, switches, fast_path) -> str:
     ns = len(spec.state)
     nh = len(spec.hyper)
     fixed = dict(switches)
@@ -600,24 +598,27 @@ def _render_all(spec, switches=()) -> str:
     args = ", ".join(["lr", "t + 1", "s_use", "G", "Q", *state_args, *hyper_args])
     targets = ", ".join(["dw", *state_args]) + ("," if ns == 0 else "")
     call = f"{targets} = RULE({args})"
+    fast = _fast_fragment(spec) if fast_path else "        fast = False\n"
     if ns == 0:
         return _TEMPLATE.format(
             hyper_locals=hyper_locals, merge=_MERGE_STATELESS, call=call, load="",
-            flag="", renorm="", fast=_fast_fragment(spec), fixup="",
+            flag="", renorm="", fast=fast, fixup="",
         )
 
     def lines(pattern, indent):
-        return "\n".join(" " * indent + pattern.format(j=j, p=p)
-                         for j, (_, p) in enumerate(spec.state))
+        """``pattern`` for each moment ``j``; ``{f}`` is its factor ``f`` or
+        ``f * f`` (by the moment's power)."""
+        return "\n".join(
+            " " * indent + pattern.format(j=j, f="f" if p == 1 else "f * f")
+            for j, (_, p) in enumerate(spec.state)
+        )
 
     load = lines("x{j} = st[{j}, k]", 12)
     store = lines("st[{j}, k] = x{j}", 12)
     all_zero = " and ".join(f"st[{j}, k] == 0.0" for j in range(ns))
-    rescale = "\n".join(
-        f"                        st[{j}, k] *= {'f' if p == 1 else 'f * f'}"
-        for j, (_, p) in enumerate(spec.state)
+    merge = _MERGE_STATEFUL.format(
+        all_zero=all_zero, rescale_to_sg=lines("st[{j}, k] *= {f}", 24)
     )
-    merge = _MERGE_STATEFUL.format(load=load, all_zero=all_zero, rescale_to_sg=rescale)
     checks = []
     mags = []
     divides = []
@@ -630,23 +631,19 @@ def _render_all(spec, switches=()) -> str:
         # Two divisions for v: mag * mag itself can underflow (or overflow).
         div = "mag" if p == 1 else "mag / mag"
         divides.append(f"                        {ref} = {ref} / {div}")
-    regrid = "\n".join(
-        f"                        x{j} *= {'f' if p == 1 else 'f * f'}"
-        for j, (_, p) in enumerate(spec.state)
-    )
     leaves = " | ".join(f"({c})" for c in checks)
     renorm = _RENORM.format(
         out_of_range=leaves,
         load=lines("x{j} = st[{j}, k]", 16),
         magnitudes="\n".join(mags),
         divide="\n".join(divides),
-        regrid=regrid,
+        regrid=lines("x{j} *= {f}", 24),
         store=lines("st[{j}, k] = x{j}", 20),
     )
     return _TEMPLATE.format(
         hyper_locals=hyper_locals, merge=merge, call=call, load=load,
         flag=f"{store}\n            out_of_range |= {leaves}", renorm=renorm,
-        fast=_fast_fragment(spec),
+        fast=fast,
         fixup=_FIXUP.format(
             all_zero=all_zero, zeros=lines("x{j} = 0.0", 16), call=call,
             store=lines("st[{j}, k] = x{j}", 16), leaves=leaves,
